@@ -1,0 +1,13 @@
+"""vocablab's tokenizer stage: byte-level BPE, readable top to bottom.
+
+Read in this order: base.py (bytes, merges, encode/decode, the file format), basic.py (no split
+pattern), regex.py (split patterns), reference.py (the readable trainer), trainer.py (the fast
+one), pretrained.py (GPT-4/GPT-2 vocabularies recovered from tiktoken), viz.py (see the tokens).
+"""
+from .base import Tokenizer, load
+from .basic import BasicTokenizer
+from .pretrained import GPT2Tokenizer, GPT4Tokenizer, from_tiktoken
+from .regex import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, RegexTokenizer
+
+__all__ = ["Tokenizer", "BasicTokenizer", "RegexTokenizer", "GPT4Tokenizer", "GPT2Tokenizer",
+           "from_tiktoken", "load", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN"]

@@ -1,0 +1,164 @@
+"""Compare tokenizers on short texts of different kinds: bytes per token, relative to the first.
+
+    python -m tokenizer.report tokenizers/shakespeare.model cl100k gpt2
+    python -m tokenizer.report a.model b.model --texts my_texts/ --markdown out/report.md
+
+Why bytes per token: it is the compression a tokenizer buys. More bytes per token means shorter
+sequences for the same text, so a model sees more text per context window and per FLOP. The
+number only means something per kind of text, because a tokenizer trained on English prose can
+be excellent on prose and poor on code, digits or other scripts; the table makes that visible.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from tokenizer.sample_texts import SAMPLE_TEXTS
+
+PRETRAINED = {"gpt2": "GPT2Tokenizer", "cl100k": "GPT4Tokenizer", "cl100k_base": "GPT4Tokenizer",
+              "gpt4": "GPT4Tokenizer"}
+
+
+class TokenizerLoadError(ValueError):
+    """A tokenizer named on the command line could not be loaded; the message says why."""
+
+
+def load_tokenizer(spec):
+    """Return (name, tokenizer) for a trained `.model` path or a pretrained name (gpt2, cl100k).
+
+    Pretrained names are tried only when `spec` is not an existing file, so a trained file
+    called `gpt2` in the working directory still wins (it is what the user pointed at).
+    """
+    import tokenizer as tk
+
+    path = Path(spec)
+    if path.is_file() or spec.endswith(".model"):
+        if not path.is_file():
+            raise TokenizerLoadError(f"{spec}: no such tokenizer file (expected a .model written by tok.save)")
+        try:
+            return path.stem, tk.load(str(path))
+        except (OSError, ValueError) as e:
+            raise TokenizerLoadError(f"{spec}: could not load tokenizer: {e}") from e
+    key = spec.lower()
+    if key not in PRETRAINED:
+        raise TokenizerLoadError(
+            f"unknown tokenizer {spec!r}: give a .model file written by tok.save, "
+            f"or one of the pretrained names {', '.join(sorted(PRETRAINED))}")
+    try:
+        return ("cl100k" if PRETRAINED[key] == "GPT4Tokenizer" else key), getattr(tk, PRETRAINED[key])()
+    except Exception as e:  # tiktoken raises network errors of several libraries
+        hint = ("; GPT-2's files are not shipped with tiktoken: set TIKTOKEN_CACHE_DIR to a folder "
+                "holding them or run once with internet access" if key == "gpt2" else "")
+        raise TokenizerLoadError(f"pretrained tokenizer {spec!r} could not be loaded offline "
+                                 f"({type(e).__name__}: {str(e)[:200]}){hint}") from e
+
+
+def read_texts(texts_dir=None):
+    """The built-in samples, plus every .txt/.md/.py file directly in `texts_dir` (keyed by file name)."""
+    texts = dict(SAMPLE_TEXTS)
+    if texts_dir is None:
+        return texts
+    folder = Path(texts_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--texts {texts_dir}: not a directory")
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and f.suffix in (".txt", ".md", ".py"):
+            try:
+                texts[f.name] = f.read_text(encoding="utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{f}: not valid UTF-8 (byte {e.start}); tokenizers here take UTF-8 text") from e
+    return texts
+
+
+def bytes_per_token(tokenizers, texts):
+    """{text_name: {tok_name: bytes/token}} with an "ALL" row over the concatenated texts.
+
+    Special-token text is encoded as ordinary text, so a sample can never turn into a special id.
+    """
+    table = {}
+    totals = {name: [0, 0] for name in tokenizers}
+    for text_name, text in texts.items():
+        n_bytes = len(text.encode("utf-8"))
+        row = {}
+        for name, tok in tokenizers.items():
+            n_tokens = len(tok.encode_ordinary(text))
+            row[name] = n_bytes / n_tokens if n_tokens else float("nan")
+            totals[name][0] += n_bytes
+            totals[name][1] += n_tokens
+        table[text_name] = row
+    table["ALL"] = {n: (b / t if t else float("nan")) for n, (b, t) in totals.items()}
+    return table
+
+
+def _cells(table, names):
+    """Rows of strings: "4.12" for the first tokenizer, "3.80 (0.92x)" for the others."""
+    rows = []
+    for text_name, row in table.items():
+        first = row[names[0]]
+        cells = [f"{row[names[0]]:.2f}"]
+        for n in names[1:]:
+            rel = row[n] / first if first else float("nan")
+            cells.append(f"{row[n]:.2f} ({rel:.2f}x)")
+        rows.append([text_name] + cells)
+    return rows
+
+
+def format_terminal(table, names):
+    header = ["text"] + names
+    rows = _cells(table, names)
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), sep] + [line(r) for r in rows])
+
+
+def format_markdown(table, names):
+    header = "| text | " + " | ".join(f"`{n}`" for n in names) + " |"
+    align = "|:--|" + "--:|" * len(names)
+    body = ["| " + " | ".join(r) + " |" for r in _cells(table, names)]
+    note = (f"\nBytes per token (higher = more compression); in brackets, relative to `{names[0]}`. "
+            "ALL is over the texts concatenated.\n")
+    return "\n".join([header, align] + body) + "\n" + note
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(
+        prog="python -m tokenizer.report",
+        description="Bytes per token of each tokenizer on built-in texts of different kinds "
+                    "(English, code, numbers, other languages, emoji, whitespace) and on your own "
+                    "files, relative to the first tokenizer.")
+    p.add_argument("tokenizers", nargs="+", metavar="TOKENIZER",
+                   help="a .model file written by tok.save, or a pretrained name: gpt2, cl100k")
+    p.add_argument("--texts", metavar="DIR", help="also compare on each .txt/.md/.py file in DIR")
+    p.add_argument("--markdown", metavar="OUT.md", help="also write the table as markdown to this file")
+    args = p.parse_args(argv)
+
+    toks = {}
+    for spec in args.tokenizers:
+        try:
+            name, tok = load_tokenizer(spec)
+        except TokenizerLoadError as e:
+            print(f"skipping {spec}: {e}", file=sys.stderr)
+            continue
+        while name in toks:  # two files with the same stem from different folders
+            name += "'"
+        toks[name] = tok
+    if not toks:
+        p.error("none of the tokenizers could be loaded (see messages above)")
+    try:
+        texts = read_texts(args.texts)
+    except (OSError, ValueError) as e:
+        p.error(str(e))
+    names = list(toks)
+    table = bytes_per_token(toks, texts)
+    print(format_terminal(table, names))
+    if args.markdown:
+        out = Path(args.markdown)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(format_markdown(table, names), encoding="utf-8")
+        tmp.replace(out)
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
