@@ -1,0 +1,192 @@
+"""data.prepare: documents -> shards -> documents again, byte counts, workers, interruptions."""
+import hashlib
+import json
+import random
+
+import numpy as np
+import pytest
+
+import data.prepare
+from data.loader import ShardLoader
+from data.prepare import EOT, main, prepare
+from data.shards import ShardError, load_token_bytes, read_manifest, read_shard
+from data.sources import doc_hash, is_val
+from tokenizer import RegexTokenizer, load
+
+WORDS = ("the king queen sword crown night day love death whither thou art hath doth "
+         "speak hear fair foul blood honour").split()
+
+
+def make_docs():
+    docs = ["Hello world! This is document one.",
+            "ünïcödé: café, naïve, 日本語のテキスト, emoji 🙂🎉 and a tab\there",
+            f"A document that mentions {EOT} in its text, twice:{EOT}\n",
+            "",
+            "def f(x):\n    return x ** 2\n"]
+    for i in range(60):
+        rng = random.Random(i)
+        docs.append(f"Story {i}: " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 80))))
+    return docs
+
+
+DOCS = make_docs()
+VAL_FRACTION = 0.25
+
+
+@pytest.fixture(scope="module")
+def tok_path(tmp_path_factory):
+    """A tiny tokenizer (vocab 300) trained on the test documents; <|endoftext|> not registered."""
+    tok = RegexTokenizer()
+    tok.train(DOCS, 300)
+    prefix = tmp_path_factory.mktemp("tok") / "tiny"
+    tok.save(str(prefix))
+    return prefix.with_suffix(".model")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("corpus") / "docs.jsonl"
+    path.write_text("".join(json.dumps({"text": d}) + "\n" for d in DOCS), encoding="utf-8")
+    return path
+
+
+def stream(out, split):
+    meta = read_manifest(out)
+    return np.concatenate([read_shard(out / s) for s in meta["splits"][split]["shards"]])
+
+
+def split_docs(tokens, eot):
+    """The token lists between <|endoftext|> separators (each document starts with one)."""
+    assert tokens[0] == eot
+    cuts = np.flatnonzero(tokens == eot)
+    return [tokens[a + 1:b].tolist() for a, b in zip(cuts, list(cuts[1:]) + [len(tokens)])]
+
+
+def reference_tokenizer(tok_path):
+    tok = load(tok_path)
+    tok.use_tiktoken = False  # the readable pure-Python encoder: independent of tiktoken
+    return tok
+
+
+def test_round_trip_bytes_and_manifest(tmp_path, tok_path, corpus):
+    out = tmp_path / "out"
+    meta = prepare(tok_path, [corpus], out, val_fraction=VAL_FRACTION, shard_tokens=300)
+    ref = reference_tokenizer(tok_path)
+    eot = meta["eot_id"]
+    assert eot == 300 and meta["vocab_size"] == 301 and meta["dtype"] == "uint16"
+    assert meta["tokenizer"]["eot_registered_by_prepare"] is True
+    assert meta["tokenizer"]["special_tokens"] == {EOT: 300}
+    assert meta["tokenizer"]["pattern"] == ref.pattern
+    assert meta["tokenizer"]["sha256"] == hashlib.sha256(tok_path.read_bytes()).hexdigest()
+
+    want = {"val": [d for d in DOCS if is_val(d, VAL_FRACTION)],
+            "train": [d for d in DOCS if not is_val(d, VAL_FRACTION)]}
+    assert want["val"] and want["train"]
+    token_bytes = load_token_bytes(out)
+    for split, docs in want.items():
+        info = meta["splits"][split]
+        tokens = stream(out, split)
+        pieces = split_docs(tokens, eot)
+        # decode(shards) == the documents; each encoded exactly as the reference encoder does
+        assert sorted(ref.decode(p) for p in pieces) == sorted(docs)
+        assert sorted(map(tuple, pieces)) == sorted(tuple(ref.encode_ordinary(d)) for d in docs)
+        # <|endoftext|> written in a document is text: the special id only separates documents
+        assert int((tokens == eot).sum()) == len(docs) == info["documents"]
+        assert info["tokens"] == len(tokens)
+        assert info["bytes"] == sum(len(d.encode("utf-8")) for d in docs)
+        assert int(token_bytes[tokens].sum()) == info["bytes"]
+        assert len(info["shards"]) == -(-len(tokens) // 300)  # 300-token shards, last shorter
+    assert token_bytes.tolist() == [len(ref.decode_bytes([i])) for i in range(300)] + [0]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["meta.json", "token_bytes.npy"] + meta["splits"]["train"]["shards"]
+        + meta["splits"]["val"]["shards"])
+
+
+def test_output_is_identical_whatever_the_workers(tmp_path, tok_path, corpus, monkeypatch):
+    monkeypatch.setattr(data.prepare, "BATCH_CHARS", 200)  # many small tasks, so order matters
+    outs = []
+    for workers in (0, 1, 3):  # 0: in this process
+        out = tmp_path / f"w{workers}"
+        prepare(tok_path, [corpus], out, val_fraction=VAL_FRACTION, shard_tokens=500,
+                workers=workers)
+        outs.append({p.name: p.read_bytes() for p in out.iterdir()})
+    assert outs[0] == outs[1] == outs[2]
+
+
+def test_val_never_empty_takes_the_smallest_hash_document(tmp_path, tok_path, corpus):
+    out = tmp_path / "out"
+    meta = prepare(tok_path, [corpus], out, val_fraction=1e-12)
+    first = min(DOCS, key=doc_hash)
+    ref = reference_tokenizer(tok_path)
+    assert meta["splits"]["val"]["documents"] == 1
+    assert [ref.decode(p) for p in split_docs(stream(out, "val"), 300)] == [first]
+    rest = list(DOCS)
+    rest.remove(first)
+    assert sorted(ref.decode(p) for p in split_docs(stream(out, "train"), 300)) == sorted(rest)
+
+
+def test_existing_eot_and_uint32_vocabulary(tmp_path, tok_path, corpus):
+    tok = load(tok_path)
+    tok.register_special_tokens({EOT: 70000})  # ids beyond 65535: llm.c's uint32 variant
+    tok.save(str(tmp_path / "big"))
+    out = tmp_path / "out"
+    meta = prepare(tmp_path / "big.model", [corpus], out, val_fraction=VAL_FRACTION)
+    assert meta["tokenizer"]["eot_registered_by_prepare"] is False
+    assert (meta["eot_id"], meta["vocab_size"], meta["dtype"]) == (70000, 70001, "uint32")
+    tokens = stream(out, "train")
+    assert tokens.dtype == np.uint32 and int((tokens == 70000).sum()) == meta["splits"]["train"][
+        "documents"]
+    assert load_token_bytes(out).shape == (70001,)
+
+
+def test_interrupted_run_leaves_nothing_that_looks_complete(tmp_path, tok_path, corpus,
+                                                            monkeypatch):
+    clean = tmp_path / "clean"
+    prepare(tok_path, [corpus], clean, val_fraction=VAL_FRACTION, shard_tokens=300)
+    out = tmp_path / "out"
+    prepare(tok_path, [corpus], out, val_fraction=VAL_FRACTION, shard_tokens=300)
+    (out / "train_000099.bin").write_bytes(b"stale shard of an older run")
+
+    real_write, calls = data.prepare.write_shard, []
+
+    def interrupted(path, tokens, dtype):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_write(path, tokens, dtype)
+
+    monkeypatch.setattr(data.prepare, "write_shard", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(tok_path, [corpus], out, val_fraction=VAL_FRACTION, shard_tokens=300)
+    assert not (out / "meta.json").exists()  # the old manifest went first
+    assert not list(out.glob("*.tmp")) and not (out / "train_000099.bin").exists()
+    with pytest.raises(ShardError, match="meta.json: missing"):
+        ShardLoader(out, "train", 1, 8)
+
+    monkeypatch.setattr(data.prepare, "write_shard", real_write)
+    prepare(tok_path, [corpus], out, val_fraction=VAL_FRACTION, shard_tokens=300)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {
+        p.name: p.read_bytes() for p in clean.iterdir()}
+
+
+def test_cli_and_bad_arguments(tmp_path, tok_path, corpus, capsys):
+    out = tmp_path / "cli"
+    main(["--tokenizer", str(tok_path), "--source", str(corpus), "--out", str(out),
+          "--val-fraction", "0.25", "--workers", "0"])
+    printed = capsys.readouterr().out
+    meta = read_manifest(out)
+    assert f"train: {meta['splits']['train']['documents']} documents" in printed
+    assert meta["sources"] == [str(corpus)] and meta["val_fraction"] == 0.25
+    loader = ShardLoader(out, "train", 2, 8)
+    x, y = loader.next_batch()
+    assert x.shape == (2, 8) and int(x.max()) <= 300
+    with pytest.raises(ValueError, match="no such file"):  # a typo fails before any deletion
+        prepare(tok_path, [corpus, tmp_path / "typo.jsonl"], out)
+    assert read_manifest(out) == meta
+    with pytest.raises(ValueError, match="val_fraction"):
+        prepare(tok_path, [corpus], out, val_fraction=0)
+    with pytest.raises(ValueError, match="no training documents"):
+        prepare(tok_path, [corpus], tmp_path / "x", val_fraction=0.999999)
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
