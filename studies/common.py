@@ -1,0 +1,201 @@
+"""Helpers the studies share: a three-way document split, cached shard preparation, plots.
+
+Why split by document, three ways. A study that trains a tokenizer and a model must keep three
+texts apart: the tokenizer's training text (or the vocabulary would have memorised the val
+text's words), the model's training text, and the validation text every model is scored on.
+Documents, not byte ranges, are the unit, so no play or file is cut in half and leaks.
+
+Why cache by tokenizer hash. Encoding a corpus is the slow, repeatable part of a sweep; the
+shards depend only on the tokenizer file's bytes and the documents, so a directory named by
+their hashes can be reused by any rerun that asks for the same thing.
+"""
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from data.sources import doc_hash
+
+PARTS = ("tokenizer", "train", "val")
+
+
+class StudyError(ValueError):
+    """A study cannot run as configured; the message says what to change."""
+
+
+# ---------------------------------------------------------------------------------- the split
+
+def split_documents(docs, val_fraction, tokenizer_fraction):
+    """Split documents into {"tokenizer", "train", "val"} lists, deterministically.
+
+    Documents are ranked by data.sources.doc_hash (a hash of the text alone), so the split does
+    not depend on the order the documents arrive in. The round(val_fraction * n) lowest-hash
+    documents (at least one) are val, the next round(tokenizer_fraction * n) (at least one) train
+    the tokenizer, the rest train the model. Exact counts rather than hash thresholds, because
+    small corpora (Shakespeare: 42 works) would otherwise get a val split of 0 or 9 plays by luck.
+    Duplicate documents are dropped first: a copy in two parts would leak val into training.
+    Returns (parts, val_threshold): every val document has doc_hash < val_threshold <= every
+    other's, so data.prepare's own rule (is_val) reproduces this val split exactly.
+    """
+    for name, frac in (("val_fraction", val_fraction), ("tokenizer_fraction", tokenizer_fraction)):
+        if not 0 < frac < 1:
+            raise StudyError(f"{name} must be in (0, 1), got {frac}")
+    ranked = sorted({d: doc_hash(d) for d in docs if d}.items(), key=lambda kv: (kv[1], kv[0]))
+    n = len(ranked)
+    n_val = max(1, round(val_fraction * n))
+    n_tok = max(1, round(tokenizer_fraction * n))
+    if n - n_val - n_tok < 1:
+        raise StudyError(f"only {n} distinct non-empty documents: cannot give val {n_val}, the "
+                         f"tokenizer {n_tok} and the model at least 1; use a corpus with more "
+                         f"documents or smaller fractions")
+    hashes = [h for _, h in ranked]
+    if hashes[n_val - 1] == hashes[n_val]:  # 64-bit hash collision: no threshold separates them
+        raise StudyError("two documents share a doc_hash; cannot place the val threshold")
+    parts = {"val": [d for d, _ in ranked[:n_val]],
+             "tokenizer": [d for d, _ in ranked[n_val:n_val + n_tok]],
+             "train": [d for d, _ in ranked[n_val + n_tok:]]}
+    return parts, (hashes[n_val - 1] + hashes[n_val]) / 2
+
+
+def utf8_bytes(docs):
+    return sum(len(d.encode("utf-8", "surrogatepass")) for d in docs)
+
+
+def docs_digest(docs):
+    """sha256 over the documents with their lengths, so ["ab", "c"] and ["a", "bc"] differ."""
+    h = hashlib.sha256()
+    for d in docs:
+        b = d.encode("utf-8", "surrogatepass")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()
+
+
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------- atomic writes
+
+def atomic_write_text(path, text):
+    """Readers see the old file or the new one, never half of one (temp file + os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_jsonl(path, docs):
+    """One {"text": doc} per line: data.sources reads it back as exactly these documents."""
+    return atomic_write_text(path, "".join(json.dumps({"text": d}) + "\n" for d in docs))
+
+
+# ---------------------------------------------------------------------------------- shards
+
+def prepare_cached(tokenizer_path, docs_jsonl, val_threshold, cache_root, *, workers=1,
+                   progress=False, log=print):
+    """Shards for (tokenizer file, documents file, val split) under cache_root/<key>; reused if done.
+
+    The key hashes the tokenizer file's bytes, the documents file's bytes and the val threshold.
+    data.prepare writes meta.json last, so a directory holding it is complete; we also check
+    that it names the tokenizer hash we expect before trusting it.
+    """
+    from data.prepare import prepare
+    from data.shards import MANIFEST, ShardError, read_manifest
+
+    tok_sha = file_sha256(tokenizer_path)
+    key = hashlib.sha256(f"{tok_sha} {file_sha256(docs_jsonl)} {val_threshold!r}".encode())
+    out = Path(cache_root) / key.hexdigest()[:16]
+    if (out / MANIFEST).is_file():
+        try:
+            meta = read_manifest(out)
+            if meta["tokenizer"]["sha256"] == tok_sha:
+                log(f"  shards cached: {out}")
+                return out, meta
+        except (ShardError, KeyError):
+            pass  # unreadable or foreign: prepare it again below
+    log(f"  encoding shards -> {out}")
+    meta = prepare(tokenizer_path, [str(docs_jsonl)], out, val_fraction=val_threshold,
+                   workers=workers, progress=progress)
+    return out, meta
+
+
+# ---------------------------------------------------------------------------------- plots
+
+def line_plot(path, series, *, xlabel, ylabel, title, log2_x=False, log_x=False,
+              point_labels=None, note=None):
+    """One PNG with one line per series: {label: (xs, ys, yerr or None)}. Written atomically.
+
+    log2_x: a log2 axis ticked at the data's x values (vocabulary sizes); log_x: plain log10.
+    point_labels: text beside each point of the first series (e.g. "V=1024").
+    """
+    import matplotlib
+    matplotlib.use("Agg")  # files only: no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for label, (xs, ys, yerr) in series.items():
+        ax.errorbar(xs, ys, yerr=yerr, marker="o", capsize=3, label=label)
+    if log2_x:
+        ax.set_xscale("log", base=2)
+        xs_all = sorted({x for xs, _, _ in series.values() for x in xs})
+        ax.set_xticks(xs_all)
+        ax.set_xticklabels([_short(x) for x in xs_all])
+        ax.minorticks_off()
+    elif log_x:
+        ax.set_xscale("log")
+    if point_labels:
+        ax.margins(x=0.1, y=0.1)  # room for the labels inside the frame
+        xs, ys, _ = next(iter(series.values()))
+        for x, y, text in zip(xs, ys, point_labels):
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if len(series) > 1:
+        ax.legend()
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=7, color="gray")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def _short(x):
+    """256 -> '256', 4096 -> '4k', 1536 -> '1.5k': tick labels a reader can take in at a glance."""
+    if x >= 1024 and x % 512 == 0:
+        k = x / 1024
+        return f"{k:g}k"
+    return f"{x:g}"
+
+
+def markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def text_table(header, rows):
+    """A fixed-width table for the terminal (the same rows as markdown_table)."""
+    cells = [list(map(str, header))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    out = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)

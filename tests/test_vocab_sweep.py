@@ -1,0 +1,211 @@
+"""Study 1 (studies/vocab_sweep.py): the sweep end to end at micro size, and the properties the
+study's conclusions rest on: truncation == retraining, bytes accounting, equal budgets."""
+import csv
+import json
+import random
+
+import numpy as np
+import pytest
+
+from data.sources import doc_hash
+from studies.common import StudyError, split_documents
+from studies.vocab_sweep import (flops_per_token, load_sweep_config, main, model_params,
+                                 plan_run, plan_steps, run_sweep)
+from tokenizer import GPT4_SPLIT_PATTERN, RegexTokenizer, load
+
+VOCABS = [256, 300, 400]
+
+
+def micro_docs(n=60, seed=0):
+    """Pseudo-English documents from a fixed syllable lexicon: enough repeated structure for a few
+    hundred merges, and numbers so the digit rule matters."""
+    rng = random.Random(seed)
+    syl = "ka lo mi ne ru ta shi po da ve el an or is th ing ed er".split()
+    words = ["".join(rng.choice(syl) for _ in range(rng.randint(1, 3))) for _ in range(300)]
+    docs = []
+    for _ in range(n):
+        sents = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 10))).capitalize()
+                 + f" {rng.randint(0, 2000)}." for _ in range(rng.randint(8, 16))]
+        docs.append(" ".join(sents) + "\n")
+    return docs
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """One micro sweep (3 vocabularies, a few steps each), shared by the tests below."""
+    root = tmp_path_factory.mktemp("sweep")
+    docs = micro_docs()
+    corpus = root / "micro.jsonl"
+    corpus.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    overrides = {"source": [str(corpus)], "vocab_sizes": VOCABS, "train_bytes": 1500,
+                 "context": 32, "batch_size": 4, "n_layer": 1, "n_head": 2, "n_embd": 32,
+                 "device": "cpu", "threads": 1, "out_dir": str(root / "out"), "seeds": [1, 2]}
+    cfg = load_sweep_config(None, overrides)
+    lines = []
+    rows = run_sweep(cfg, log=lines.append, progress=False)
+    return {"cfg": cfg, "rows": rows, "docs": docs, "out": root / "out", "log": lines,
+            "overrides": overrides}
+
+
+def shard_dirs(out):
+    """{V: shard dir}, found through each directory's manifest (the sweep names them by hash)."""
+    dirs = {}
+    for meta_path in (out / "shards").glob("*/meta.json"):
+        meta = json.loads(meta_path.read_text())
+        dirs[meta["vocab_size"] - 1] = meta_path.parent  # n_vocab = V + <|endoftext|>
+    return dirs
+
+
+def test_micro_sweep_writes_results_and_plots(sweep):
+    out = sweep["out"]
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["vocab_size"]) for r in rows] == VOCABS
+    for r in rows:
+        assert 0 < float(r["val_bpb_mean"]) < 9  # a byte has 8 bits; a barely trained model is near it
+        assert int(r["n_seeds"]) == 2 and float(r["val_bpb_sd"]) >= 0
+        assert int(r["nonemb_params"]) == int(rows[0]["nonemb_params"])  # the same model body
+        assert 0 <= float(r["rare_vocab_frac"]) <= 1
+    # V=256 has no merges: every token is one byte of this ASCII text
+    assert float(rows[0]["val_bytes_per_token"]) == 1.0
+    assert float(rows[2]["val_bytes_per_token"]) > float(rows[1]["val_bytes_per_token"]) > 1
+    md = (out / "results.md").read_text()
+    assert all(f"| {v} |" in md for v in VOCABS)
+    import matplotlib.image
+    for name in ("bpb_vs_vocab.png", "bytes_per_token_vs_vocab.png", "bpb_vs_flops.png"):
+        img = matplotlib.image.imread(out / name)
+        assert img.shape[0] > 200 and img.shape[1] > 300
+    assert any("training ONCE at V=400" in line for line in sweep["log"])
+
+
+def test_rerun_reuses_tokenizer_shards_and_runs(sweep):
+    lines = []
+    rows = run_sweep(load_sweep_config(None, sweep["overrides"]), log=lines.append, progress=False)
+    text = "\n".join(lines)
+    assert "trained earlier" in text
+    assert text.count("shards cached") == len(VOCABS)
+    assert text.count("finished earlier") == 2 * len(VOCABS)
+    assert [r["val_bpb_mean"] for r in rows] == [r["val_bpb_mean"] for r in sweep["rows"]]
+
+
+def test_split_is_three_disjoint_parts_and_order_free():
+    docs = micro_docs(30)
+    parts, threshold = split_documents(docs, 0.2, 0.3)
+    shuffled, _ = split_documents(list(reversed(docs)), 0.2, 0.3)
+    assert parts == shuffled
+    names = ("tokenizer", "train", "val")
+    assert sorted(d for n in names for d in parts[n]) == sorted(docs)
+    assert [len(parts[n]) for n in names] == [9, 15, 6]
+    # data.prepare's rule (doc_hash < val_fraction) with the threshold selects exactly val
+    assert sorted(d for d in docs if doc_hash(d) < threshold) == sorted(parts["val"])
+    with pytest.raises(StudyError, match="documents"):
+        split_documents(docs[:2], 0.4, 0.4)
+
+
+def test_truncation_equals_retraining(sweep):
+    """The sweep's saved tokenizers (truncations of one V=400 run) match fresh training at each V."""
+    parts, _ = split_documents(sweep["docs"], sweep["cfg"].val_fraction,
+                               sweep["cfg"].tokenizer_fraction)
+    tok_dir = next((sweep["out"] / "tokenizers").iterdir())
+    for v in (300, 400):
+        saved = load(tok_dir / f"v{v}.model")
+        fresh = RegexTokenizer(GPT4_SPLIT_PATTERN).train(parts["tokenizer"], v)
+        assert saved.merges == fresh.merges and saved.vocab == fresh.vocab
+    big = RegexTokenizer().train(parts["tokenizer"], 400)
+    assert big.truncated(333).merges == RegexTokenizer().train(parts["tokenizer"], 333).merges
+
+
+def test_val_bytes_accounting(sweep):
+    """Token bytes over the val shard == UTF-8 bytes of the val documents, document by document."""
+    from data.shards import load_token_bytes, read_manifest, read_shard
+
+    parts, _ = split_documents(sweep["docs"], sweep["cfg"].val_fraction,
+                               sweep["cfg"].tokenizer_fraction)
+    val_bytes = sum(len(d.encode()) for d in parts["val"])
+    for v, d in shard_dirs(sweep["out"]).items():
+        meta = read_manifest(d)
+        table = load_token_bytes(d)
+        tokens = np.concatenate([read_shard(d / s) for s in meta["splits"]["val"]["shards"]])
+        eot = meta["eot_id"]
+        assert int(table[tokens].sum()) == val_bytes  # separators have 0 bytes
+        assert meta["splits"]["val"]["bytes"] == val_bytes
+        tok = load(next((sweep["out"] / "tokenizers").iterdir()) / f"v{v}.model")
+        starts = np.flatnonzero(tokens == eot).tolist() + [len(tokens)]
+        decoded = [tok.decode_bytes(tokens[a + 1:b].tolist()) for a, b in zip(starts, starts[1:])]
+        assert sorted(decoded) == sorted(doc.encode() for doc in parts["val"])
+
+
+def test_equal_bytes_budget_gives_every_vocab_the_same_bytes(sweep):
+    """Planned training bytes, recounted from scratch, are within half a step of the budget."""
+    cfg = sweep["cfg"]
+    parts, _ = split_documents(sweep["docs"], cfg.val_fraction, cfg.tokenizer_fraction)
+    train_bytes = sum(len(d.encode()) for d in parts["train"])
+    tok_dir = next((sweep["out"] / "tokenizers").iterdir())
+    for row in sweep["rows"]:
+        v = row["vocab_size"]
+        tok = load(tok_dir / f"v{v}.model")
+        # the training stream: [eot] + tokens of each document
+        stream_tokens = sum(len(tok.encode_ordinary(d)) + 1 for d in parts["train"])
+        bytes_per_step = 4 * 32 * train_bytes / stream_tokens
+        assert abs(row["steps"] * bytes_per_step - cfg.train_bytes) <= bytes_per_step / 2
+        # the bytes of the batches the model actually drew are within one batch of it too
+        assert abs(row["train_bytes"] - cfg.train_bytes) <= bytes_per_step
+    steps = [r["steps"] for r in sweep["rows"]]
+    assert steps[0] > steps[1] > steps[2]  # more bytes per token: fewer steps
+
+
+def test_flops_arithmetic_by_hand():
+    # 6 * (1000 + 64 * 8) + 12 * 2 layers * 8 dims * 16 positions = 9072 + 3072
+    assert flops_per_token(1000, 64, 8, 2, 16) == 12144
+    assert plan_steps("flops", 12144 * 10 * 3, 10, flops_per_tok=12144) == 3
+    assert plan_steps("bytes", 1000, 10, bytes_per_token=2.5) == 40
+    assert plan_steps("bytes", 1, 10, bytes_per_token=2.5) == 1  # never zero steps
+    # a one-layer model counted by hand: attention 8*24 + 8*8, MLP 8*32 + 32*8, three RMSNorms
+    from train_gpt import load_config
+    tcfg = load_config(None, {"n_layer": 1, "n_head": 2, "n_embd": 8})
+    nonemb, emb, rows = model_params(tcfg, n_vocab=100, block_size=16)
+    assert (nonemb, emb, rows) == (192 + 64 + 256 + 256 + 3 * 8, 128 * 8, 128)
+    from model.gpt import GPT, GPTConfig
+    gpt = GPT(GPTConfig(vocab_size=100, block_size=16, n_layer=1, n_head=2, n_embd=8))
+    assert flops_per_token(nonemb, rows, 8, 1, 16) == gpt.flops_per_token()
+
+
+def test_flops_budget_gives_every_vocab_the_same_flops(sweep):
+    from data.shards import read_manifest
+
+    cfg = load_sweep_config(None, {**sweep["overrides"], "budget": "flops", "train_flops": 3e8})
+    for v, d in shard_dirs(sweep["out"]).items():
+        plan = plan_run(cfg, read_manifest(d), v)
+        per_step = plan["flops_per_token"] * plan["tokens_per_step"]
+        assert abs(plan["train_flops"] - 3e8) <= per_step / 2
+
+
+def test_context_in_bytes_scales_block_size(sweep):
+    from data.shards import read_manifest
+
+    cfg = load_sweep_config(None, {**sweep["overrides"], "context_unit": "bytes", "context": 96})
+    for v, d in shard_dirs(sweep["out"]).items():
+        meta = read_manifest(d)
+        plan = plan_run(cfg, meta, v)
+        bpt = meta["splits"]["train"]["bytes"] / meta["splits"]["train"]["tokens"]
+        assert plan["block_size"] == max(8, round(96 / bpt))
+
+
+def test_config_file_overrides_and_errors(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text('vocab_sizes = [512, 256]\nn_embd = 48\nbudget = "bytes"\n')
+    cfg = load_sweep_config(path, ["--seeds=3,4", "--lr=0.01", "--train_bytes=2e6"])
+    assert cfg.vocab_sizes == [256, 512] and cfg.seeds == [3, 4] and cfg.train_bytes == 2_000_000
+    assert cfg.train == {"n_embd": 48, "lr": "0.01"}
+    path.write_text("vocab_size = 512\n")
+    with pytest.raises(StudyError, match=r"s\.toml: unknown key 'vocab_size'"):
+        load_sweep_config(path)
+    with pytest.raises(StudyError, match="set by the sweep"):
+        load_sweep_config(None, {"max_steps": 5})
+    with pytest.raises(StudyError, match="train_flops"):
+        load_sweep_config(None, {"budget": "flops"})
+    with pytest.raises(StudyError, match="n_layer must be int"):
+        load_sweep_config(None, {"n_layer": "two"})
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "--vocab_sizes" in capsys.readouterr().out
