@@ -178,7 +178,7 @@ def main(argv=None):
         p.error("none of the tokenizers could be loaded (see messages above)")
     server = make_server(toks, args.host, args.port)
     host, port = server.server_address[:2]
-    print(f"playground with {', '.join(toks)} at http://{host}:{port}/  (Ctrl-C to stop)")
+    print(f"playground with {', '.join(toks)} at http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

