@@ -9,7 +9,7 @@ The merge rule, exactly: merge the most frequent adjacent pair; ties go to the g
 compared as (bytes of left token, bytes of right token). Comparing bytes (not ids) makes the
 result independent of document order and of which ids tokens happen to get. Only when two
 different tokens have identical bytes (possible after extending a pretrained vocabulary) do the
-ids themselves break the tie: the greater (left, right) id pair wins.
+ids themselves break the tie: the smaller (left, right) id pair wins.
 """
 from collections import Counter
 
@@ -106,7 +106,7 @@ def reference_train_bpe(chunk_counts, num_merges, *, base_vocab=None, base_merge
                 stats[pair] += count
         if not stats:
             break
-        pair = max(stats, key=lambda p: (stats[p], vocab[p[0]], vocab[p[1]], p))
+        pair = max(stats, key=lambda p: (stats[p], vocab[p[0]], vocab[p[1]], -p[0], -p[1]))
         words = [merge(ids, pair, new_id) for ids in words]
         vocab[new_id] = vocab[pair[0]] + vocab[pair[1]]
         merges.append((pair[0], pair[1], new_id))

@@ -25,7 +25,7 @@ from collections import Counter
 import numpy as np
 import regex
 
-from tokenizer.reference import prepare_chunks
+from .reference import prepare_chunks
 
 # ---------------------------------------------------------------------------------------------
 # Step 1: text -> {chunk_bytes: count}
@@ -47,7 +47,7 @@ def count_chunks(texts, pattern, special_tokens=(), workers=1, progress=False):
     if any(not s for s in specials):
         raise ValueError("special tokens must be non-empty strings")
     job = (pattern or "", specials)
-    workers = os.cpu_count() or 1 if workers is None else max(1, int(workers))
+    workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
     batches = _batches(texts, progress)
     total = Counter()
     first = next(batches, None)
@@ -128,12 +128,15 @@ def _count_batch(job, docs):
                 counts[piece] += 1
             else:
                 counts.update(chunker.findall(piece))
+    counts.pop("", None)  # a user pattern may match the empty string: it is no chunk
     return counts
 
 
 # ---------------------------------------------------------------------------------------------
 # Step 2: {chunk: count} -> merges
 
+_TOP = 1 << 63  # counts are stored as TOP - count so that the highest count sorts first
+_U32, _SP = "utf-32-be", "surrogatepass"  # a pair as 8 bytes; ids may be surrogate code points
 _FLIP = bytes.maketrans(bytes(range(256)), bytes(range(255, -1, -1)))
 
 
@@ -177,7 +180,11 @@ def train_bpe(chunk_counts, num_merges, *, base_vocab=None, base_merges=None, ne
         words = ["".join(map(chr, w)) for w in ids]
     rkey = {chr(i): _reverse_key(bs) for i, bs in vocab.items()}
     pair_count, where = _initial_pairs(words, counts)
-    heap = [(-n, rkey[p[0]] + rkey[p[1]], -(ord(p[0]) << 21 | ord(p[1])), p)
+    # A heap entry is one bytes object, so the heap compares with a single memcmp:
+    # [TOP - count, 8 bytes][reverse key of left][reverse key of right][the pair, UTF-32].
+    # Highest count first, then greatest bytes; the ids only matter between tokens with equal
+    # bytes (an extended vocabulary can have them): then the smaller ids win.
+    heap = [(_TOP - n).to_bytes(8, "big") + rkey[p[0]] + rkey[p[1]] + p.encode(_U32, _SP)
             for p, n in pair_count.items()]
     heapq.heapify(heap)
 
@@ -188,11 +195,12 @@ def train_bpe(chunk_counts, num_merges, *, base_vocab=None, base_merges=None, ne
     merges = []
     heappop, heappush = heapq.heappop, heapq.heappush
     while len(merges) < num_merges and heap:
-        neg, key, nk, ab = heappop(heap)
+        entry = heappop(heap)
+        ab = entry[-8:].decode(_U32, _SP)
         n = pair_count.get(ab, 0)
-        if n != -neg:  # stale: the count only went down since this entry was pushed
+        if n != _TOP - int.from_bytes(entry[:8], "big"):  # stale: the count went down since
             if n > 0:
-                heappush(heap, (-n, key, nk, ab))
+                heappush(heap, (_TOP - n).to_bytes(8, "big") + entry[8:])
             continue
         a = ab[0]
         ia, ib = ord(a), ord(ab[1])
@@ -207,12 +215,12 @@ def train_bpe(chunk_counts, num_merges, *, base_vocab=None, base_merges=None, ne
                   f"had {n} occurrences")
         if bar is not None:
             bar.update(1)
-        # Every pair created now contains X, so it is new: count it apart (`created`), then
-        # push it once with its final count. Its `where` list is filled chunk by chunk, so a
-        # chunk is a duplicate only if it is the list's last entry.
-        created = {}
-        cget, wget = created.get, where.get
-        XX, Xa = X + X, X + a
+        # Every pair created now contains X, so it is new: gather it apart, keyed by the other
+        # token -- `before` for (p, X), `after` for (X, n) -- as [count, chunk, chunk, ...], and
+        # publish it once complete. Chunks are visited one at a time, so a chunk is already
+        # listed exactly when it is the last entry.
+        before, after = {}, {}
+        bget, aget = before.get, after.get
         for wi in where.pop(ab):
             s = words[wi]
             i = s.find(ab)
@@ -224,36 +232,42 @@ def train_bpe(chunk_counts, num_merges, *, base_vocab=None, base_merges=None, ne
             while True:
                 if i:
                     if i == end:  # (X, a) was counted by the previous occurrence: now (X, X)
-                        created[Xa] -= c
-                        k = XX
+                        after[a][0] -= c
+                        p = X
                     else:  # (p, a) becomes (p, X)
                         pair_count[s[i - 1:i + 1]] -= c
-                        k = s[i - 1] + X
-                    created[k] = cget(k, 0) + c
-                    wl = wget(k)
-                    if wl is None:
-                        where[k] = [wi]
-                    elif wl[-1] != wi:
-                        wl.append(wi)
+                        p = s[i - 1]
+                    e = bget(p)
+                    if e is None:
+                        before[p] = [c, wi]
+                    else:
+                        e[0] += c
+                        if e[-1] != wi:
+                            e.append(wi)
                 end = i + 2
                 if end < size:  # (b, n) becomes (X, n)
                     pair_count[s[i + 1:end + 1]] -= c
-                    k = X + s[end]
-                    created[k] = cget(k, 0) + c
-                    wl = wget(k)
-                    if wl is None:
-                        where[k] = [wi]
-                    elif wl[-1] != wi:
-                        wl.append(wi)
+                    nxt = s[end]
+                    e = aget(nxt)
+                    if e is None:
+                        after[nxt] = [c, wi]
+                    else:
+                        e[0] += c
+                        if e[-1] != wi:
+                            e.append(wi)
                 i = s.find(ab, end)
                 if i < 0:
                     break
             words[wi] = s.replace(ab, X)
         del pair_count[ab]
-        for k, n in created.items():
+        rx = rkey[X]
+        for k, e, rk in ([(p + X, e, rkey[p] + rx) for p, e in before.items()]
+                         + [(X + q, e, rx + rkey[q]) for q, e in after.items()]):
+            n = e[0]
             if n > 0:
                 pair_count[k] = n
-                heappush(heap, (-n, rkey[k[0]] + rkey[k[1]], -(ord(k[0]) << 21 | ord(k[1])), k))
+                where[k] = e[1:]
+                heappush(heap, (_TOP - n).to_bytes(8, "big") + rk + k.encode(_U32, _SP))
     if bar is not None:
         bar.close()
     return merges
