@@ -1,0 +1,78 @@
+"""Sample text from a checkpoint written by train_gpt.py.
+
+    python sample.py --ckpt out/tiny --prompt "ROMEO:" --num-samples 3
+
+The prompt is encoded with the checkpoint's own tokenizer as ordinary text: typing
+"<|endoftext|>" gives the characters, never the special id (only the document-start token the
+model was trained with is placed in front, as every training document began with it).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from model.gpt import GPT, GPTConfig
+from train_gpt import load_checkpoint, load_run_tokenizer, pick_device, sha256_file
+
+
+def load_model(ckpt_path, device="cpu") -> tuple[GPT, dict]:
+    """(model in eval mode, checkpoint dict) from a ckpt.pt file or the run directory holding it."""
+    path = Path(ckpt_path)
+    if path.is_dir():
+        path = path / "ckpt.pt"
+    ck = load_checkpoint(path)
+    try:
+        model = GPT(GPTConfig(**ck["model_config"]))
+        model.load_state_dict(ck["model"])
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise ValueError(f"{path}: not a train_gpt.py checkpoint ({type(e).__name__}: {e})") from None
+    return model.to(device).eval(), ck
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description="Sample text from a train_gpt.py checkpoint.")
+    p.add_argument("--ckpt", required=True, help="run directory (out/NAME) or its ckpt.pt")
+    p.add_argument("--prompt", default="", help="text to continue (encoded as ordinary text)")
+    p.add_argument("--num-samples", type=int, default=3)
+    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=50, help="sample among the k likeliest tokens; 0 = all")
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--device", default="auto", help="auto = cuda > mps > cpu")
+    p.add_argument("--tokenizer", default=None, help="override the tokenizer path stored in the checkpoint")
+    args = p.parse_args(argv)
+
+    device = pick_device(args.device)
+    try:
+        model, ck = load_model(args.ckpt, device)
+        tok_path = args.tokenizer or ck.get("tokenizer", "")
+        if not tok_path or not os.path.isfile(tok_path):
+            raise FileNotFoundError(f"tokenizer {tok_path!r} recorded in the checkpoint is not there; "
+                                    "pass --tokenizer PATH")
+        if ck.get("tokenizer_sha256") and sha256_file(tok_path) != ck["tokenizer_sha256"]:
+            raise ValueError(f"{tok_path} is not the tokenizer this model was trained with (sha256 differs)")
+        tok = load_run_tokenizer(tok_path, ck.get("special_tokens"))
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+    eot = ck.get("eot_id")
+    prompt_ids = ([eot] if eot is not None else []) + tok.encode_ordinary(args.prompt)
+    if not prompt_ids:
+        prompt_ids = [0]
+    idx = torch.tensor([prompt_ids], dtype=torch.long, device=device)
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    for i in range(args.num_samples):
+        out = model.generate(idx, args.max_new_tokens, temperature=args.temperature,
+                             top_k=args.top_k or None, generator=g)
+        text = tok.decode(out[0, len(prompt_ids):].tolist())
+        print(f"--- sample {i + 1} ---\n{args.prompt}{text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""model/gpt.py: behaviour checked against independent expectations (hand formulas, the uncached path,
+a model fed the same thing two ways). Models are tiny so the whole file runs in seconds."""
+import math
+
+import pytest
+import torch
+
+from model.gpt import GPT, GPTConfig, device_peak_flops
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared box spinning OpenMP threads cost 10x."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+VARIANTS = [
+    dict(rope=True, norm="rmsnorm", tie_embeddings=True),
+    dict(rope=False, norm="layernorm", tie_embeddings=False, bias=True),
+]
+
+
+def tiny(vocab=100, block=16, **kw):
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=vocab, block_size=block, n_layer=2, n_head=2, n_embd=32, **kw)
+    return GPT(cfg).eval()
+
+
+@pytest.mark.parametrize("kw", VARIANTS)
+def test_shapes_and_padding_hidden(kw):
+    m = tiny(vocab=100, **kw)
+    assert m.transformer.wte.weight.shape[0] == 128  # padded to a multiple of 64
+    idx = torch.randint(0, 100, (3, 10))
+    logits, loss = m(idx)
+    assert logits.shape == (3, 10, 100) and loss is None
+    logits, loss = m(idx, idx)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("kw", VARIANTS)
+def test_causality(kw):
+    m = tiny(**kw)
+    idx = torch.randint(0, 100, (2, 16))
+    before, _ = m(idx)
+    changed = idx.clone()
+    changed[:, 9] = (changed[:, 9] + 1) % 100
+    after, _ = m(changed)
+    assert torch.equal(before[:, :9], after[:, :9])
+    assert not torch.allclose(before[:, 9:], after[:, 9:])
+
+
+def test_loss_at_init_is_uniform_guess():
+    m = tiny(vocab=1000, block=32)
+    torch.manual_seed(1)
+    idx, tgt = torch.randint(0, 1000, (8, 32)), torch.randint(0, 1000, (8, 32))
+    _, loss = m(idx, tgt)
+    assert abs(loss.item() - math.log(1000)) < 0.05
+
+
+def test_ignore_index_and_target_shape_error():
+    m = tiny()
+    idx = torch.randint(0, 100, (2, 8))
+    tgt = torch.randint(0, 100, (2, 8))
+    logits, _ = m(idx)
+    half = tgt.clone()
+    half[:, :4] = -1
+    _, loss = m(idx, half)
+    expect = torch.nn.functional.cross_entropy(logits[:, 4:].reshape(-1, 100), tgt[:, 4:].reshape(-1))
+    assert torch.allclose(loss, expect, atol=1e-6)
+    with pytest.raises(ValueError, match="targets shape"):
+        m(idx, tgt[:, :5])
+
+
+def test_overfits_a_tiny_batch():
+    m = tiny(vocab=50).train()
+    torch.manual_seed(2)
+    idx, tgt = torch.randint(0, 50, (2, 16)), torch.randint(0, 50, (2, 16))
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-2)
+    for _ in range(150):
+        _, loss = m(idx, tgt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+
+
+@pytest.mark.parametrize("kw", VARIANTS)
+def test_kv_cache_generation_equals_uncached(kw):
+    m = tiny(block=24, **kw)
+    for prompt_len in (1, 5):
+        idx = torch.randint(0, 100, (2, prompt_len))
+        n = 24 - prompt_len  # up to the point the context fills
+        fast = m.generate(idx, n, temperature=0)
+        slow = m.generate(idx, n, temperature=0, use_cache=False)
+        assert torch.equal(fast, slow)
+        # Independently: each greedy token is the argmax of a plain forward over the prefix.
+        full, _ = m(fast[:, :-1])
+        assert torch.equal(full[:, prompt_len - 1:].argmax(-1), fast[:, prompt_len:])
+
+
+def test_generation_runs_past_block_size_and_never_predicts_padding():
+    m = tiny(vocab=70, block=8)
+    with torch.no_grad():
+        m.transformer.wte.weight[70:] = 50.0  # padding rows would win every argmax if not masked
+    out = m.generate(torch.zeros(2, 3, dtype=torch.long), 30, temperature=1.0, top_k=5)
+    assert out.shape == (2, 33) and out.max() < 70
+    out = m.generate(torch.zeros(1, 3, dtype=torch.long), 20, temperature=0)
+    assert out.max() < 70
+
+
+@pytest.mark.parametrize("kw", VARIANTS)
+def test_inputs_embeds_matches_idx(kw):
+    m = tiny(**kw)
+    idx = torch.randint(0, 100, (2, 12))
+    ref, _ = m(idx)
+    emb = m.transformer.wte(idx)
+    alone, _ = m(None, inputs_embeds=emb)
+    prepended, _ = m(idx[:, 4:], inputs_embeds=emb[:, :4])  # embeddings first, then tokens
+    assert torch.allclose(ref, alone, atol=1e-6)
+    assert torch.allclose(ref, prepended, atol=1e-6)
+
+
+def test_attn_mask_causal_equals_default_and_blocks_what_it_hides():
+    m = tiny()
+    idx = torch.randint(0, 100, (2, 10))
+    ref, _ = m(idx)
+    causal = torch.ones(10, 10, dtype=torch.bool).tril()
+    out, _ = m(idx, attn_mask=causal)
+    assert torch.allclose(ref, out, atol=1e-6)
+    # Positions 5.. may not see 0..4 in any layer, so tokens 0..2 cannot reach them even through 3, 4.
+    gist = causal.clone()
+    gist[5:, :5] = False
+    a, _ = m(idx, attn_mask=gist)
+    other = idx.clone()
+    other[:, :3] = (other[:, :3] + 7) % 100
+    b, _ = m(other, attn_mask=gist)
+    assert torch.allclose(a[:, 5:], b[:, 5:], atol=1e-6)
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_resize_keeps_old_logits(tie):
+    m = tiny(vocab=100, tie_embeddings=tie)
+    idx = torch.randint(0, 100, (2, 10))
+    before, _ = m(idx)
+    old_wte = m.transformer.wte.weight[:100].clone()
+    old_head = m.lm_head.weight[:100].clone()
+    m.resize_token_embeddings(150)
+    after, _ = m(idx)
+    assert after.shape == (2, 10, 150)
+    assert torch.equal(before, after[..., :100])
+    assert (m.lm_head.weight is m.transformer.wte.weight) == tie
+    assert torch.allclose(m.transformer.wte.weight[120], old_wte.mean(0))
+    assert torch.allclose(m.lm_head.weight[149], old_head.mean(0))
+    assert m.generate(torch.full((1, 1), 140), 3, temperature=0).shape == (1, 4)  # new ids are usable
+
+
+def test_resize_parents_and_errors():
+    m = tiny(vocab=100)
+    w = m.transformer.wte.weight[:100].clone()
+    m.resize_token_embeddings(102, init="parents", parents={100: (3, 7), 101: (100, 9)})
+    new = m.transformer.wte.weight
+    assert torch.allclose(new[100], (w[3] + w[7]) / 2)
+    assert torch.allclose(new[101], ((w[3] + w[7]) / 2 + w[9]) / 2)
+    with pytest.raises(ValueError, match="only grows"):
+        m.resize_token_embeddings(50)
+    with pytest.raises(ValueError, match="missing"):
+        m.resize_token_embeddings(104, init="parents", parents={102: (1, 2)})
+
+
+def test_param_count_and_flops_by_hand():
+    C, L, V, T = 32, 2, 100, 16
+    m = tiny(vocab=V, block=T)  # rope, rmsnorm (weight only), no bias, tied
+    Vp = 128
+    per_layer = 4 * C * C + 8 * C * C + 2 * C  # attention q,k,v,o + MLP up/down + two norms
+    non_emb = L * per_layer + C  # + final norm
+    assert m.num_params(non_embedding=True) == non_emb
+    assert m.num_params(non_embedding=False) == non_emb + Vp * C
+    assert m.flops_per_token() == 6 * (non_emb + C * Vp) + 12 * L * C * T
+    assert m.estimate_mfu(1000, 0.5, peak_flops=1e12) == pytest.approx(m.flops_per_token() * 2000 / 1e12)
+
+
+def test_device_peaks_from_names():
+    assert device_peak_flops("NVIDIA H100 80GB HBM3") == 989e12
+    assert device_peak_flops("NVIDIA H100 PCIe") == 756e12
+    assert device_peak_flops("NVIDIA A100-SXM4-80GB") == 312e12
+    assert device_peak_flops("NVIDIA L40") == 181e12
+    assert device_peak_flops("Some Future GPU") is None
+
+
+def test_config_errors_are_clear():
+    with pytest.raises(ValueError, match="divisible"):
+        GPTConfig(n_embd=30, n_head=4)
+    with pytest.raises(ValueError, match="norm"):
+        GPTConfig(norm="batchnorm")
+    m = tiny(block=8)
+    with pytest.raises(ValueError, match="block_size"):
+        m(torch.zeros(1, 9, dtype=torch.long))

@@ -1,0 +1,339 @@
+"""train_gpt.py and sample.py on a tiny shard directory built here by hand (per docs/design.md).
+
+Expectations are independent of the trainer: a bpb worked out in plain Python, an uninterrupted run
+for resume, a single-process loop written out here for DDP.
+"""
+import hashlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import sample
+import train_gpt
+from data.loader import ShardLoader
+from data.shards import write_shard
+from model.gpt import GPT, GPTConfig
+from tokenizer import RegexTokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = ("the king and queen of a fair city walk by the river at night while the watch sleeps "
+         "and wind comes over hills to the old house where we wait for news").split()
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared box spinning OpenMP threads cost 10x."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+
+def make_docs(n, seed):
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=int(rng.integers(20, 60)))).capitalize() + "." for _ in range(n)]
+
+
+def write_data(root: Path, tok, tok_path: Path):
+    """A data.prepare-style directory: [eot] + encode_ordinary(doc) per document, manifest, byte table."""
+    eot = tok.special_tokens["<|endoftext|>"]
+    root.mkdir(parents=True)
+    splits = {}
+    for split, docs in (("train", make_docs(120, 0)), ("val", make_docs(12, 1))):
+        ids = [t for d in docs for t in [eot] + tok.encode_ordinary(d)]
+        write_shard(root / f"{split}_000000.bin", np.array(ids), "uint16")
+        splits[split] = {"shards": [f"{split}_000000.bin"], "tokens": len(ids), "documents": len(docs),
+                         "bytes": sum(len(d.encode()) for d in docs)}
+    table = np.zeros(tok.n_vocab, dtype=np.int32)
+    for i, b in tok.vocab.items():
+        table[i] = len(b)
+    np.save(root / "token_bytes.npy", table)
+    meta = {"format": "vocablab-shards", "version": 1,
+            "tokenizer": {"path": str(tok_path), "sha256": hashlib.sha256(tok_path.read_bytes()).hexdigest(),
+                          "pattern": tok.pattern, "special_tokens": tok.special_tokens,
+                          "eot_registered_by_prepare": False},
+            "vocab_size": tok.n_vocab, "eot_id": eot, "dtype": "uint16", "token_bytes": "token_bytes.npy",
+            "splits": splits, "sources": ["test"], "val_fraction": 0.1}
+    (root / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gptdata")
+    tok = RegexTokenizer()
+    tok.train(" ".join(make_docs(60, 2)), 300)
+    tok.register_special_tokens({"<|endoftext|>": 300})
+    tok.save(str(root / "tok"))
+    write_data(root / "shards", tok, root / "tok.model")
+    return root
+
+
+def cfg_for(data, out, **kw):
+    base = dict(data_dir=str(data / "shards"), tokenizer=str(data / "tok.model"), out_dir=str(out),
+                n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, max_steps=6, warmup_steps=2,
+                lr=3e-3, eval_interval=3, eval_batches=0, end_sample_tokens=0, seed=7)
+    base.update(kw)
+    return train_gpt.load_config(None, base)
+
+
+def read_log(out):
+    return [json.loads(line) for line in (Path(out) / "log.jsonl").read_text().splitlines()]
+
+
+def train_losses(out):
+    return {r["step"]: r["loss"] for r in read_log(out) if "loss" in r}
+
+
+# ---- config ------------------------------------------------------------------------------------
+
+def test_load_config_toml_and_overrides(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('n_layer = 3\nlr = 1\nrope = false\nout_dir = "out/x"\n')
+    cfg = train_gpt.load_config(str(path), ["--lr=0.5", "--resume", "--n_embd=64"])
+    assert (cfg.n_layer, cfg.lr, cfg.rope, cfg.resume, cfg.n_embd, cfg.out_dir) == (3, 0.5, False, True, 64, "out/x")
+    path.write_text("n_layers = 3\n")
+    with pytest.raises(train_gpt.ConfigError, match=r"c\.toml.*unknown key 'n_layers'"):
+        train_gpt.load_config(str(path))
+    path.write_text('n_layer = "four"\n')
+    with pytest.raises(train_gpt.ConfigError, match="n_layer must be int"):
+        train_gpt.load_config(str(path))
+    with pytest.raises(train_gpt.ConfigError, match="unknown config key 'foo'"):
+        train_gpt.load_config(None, ["--foo=1"])
+
+
+def test_help_lists_every_key_with_default(capsys):
+    with pytest.raises(SystemExit):
+        train_gpt.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name, typ in train_gpt.field_types().items():
+        assert f"--{name}" in text and f"({typ.__name__}, default {getattr(train_gpt.TrainConfig(), name)!r})" in text
+
+
+def test_lr_schedule_by_hand():
+    cfg = train_gpt.load_config(None, dict(lr=1.0, warmup_steps=10, max_steps=110, min_lr_frac=0.1))
+    assert train_gpt.get_lr(0, cfg) == pytest.approx(0.1)
+    assert train_gpt.get_lr(9, cfg) == pytest.approx(1.0)
+    assert train_gpt.get_lr(60, cfg) == pytest.approx(0.1 + 0.9 * 0.5)  # cosine half way
+    assert train_gpt.get_lr(110, cfg) == pytest.approx(0.1)
+    cfg = train_gpt.load_config(None, dict(lr=1.0, warmup_steps=0, max_steps=100, min_lr_frac=0.0, schedule="linear"))
+    assert train_gpt.get_lr(25, cfg) == pytest.approx(0.75)
+    assert train_gpt.get_lr(100, cfg) == pytest.approx(0.0)
+
+
+# ---- bits per byte -----------------------------------------------------------------------------
+
+class BigramTable(torch.nn.Module):
+    """logits[t] = table[x[t]]: a model whose every prediction is known in advance."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = torch.nn.Parameter(table)
+
+    def forward(self, x):
+        return self.table[x], None
+
+
+def test_bpb_matches_hand_computation():
+    table = torch.tensor([[0.0, 1.0, 2.0, -1.0], [1.5, 0.0, 0.0, 0.0], [0.0, 0.0, 3.0, 0.5], [0.0, 2.0, 0.0, 0.0]])
+    token_bytes = np.array([1, 2, 3, 0], dtype=np.int32)  # id 3 is a special: 0 bytes
+    batches = [(torch.tensor([[0, 1, 2], [3, 3, 0]]), torch.tensor([[1, 2, 2], [0, 1, 3]])),
+               (torch.tensor([[2, 0, 1]]), torch.tensor([[3, 0, -1]]))]  # -1: no target
+    nats = nbytes = count = 0
+    for x, y in batches:
+        for xi, yi in zip(x.flatten().tolist(), y.flatten().tolist()):
+            if yi < 0:
+                continue
+            row = table[xi].tolist()
+            nats += math.log(sum(math.exp(v) for v in row)) - row[yi]
+            nbytes += int(token_bytes[yi])
+            count += 1
+    loss, bpb = train_gpt.evaluate_bpb(BigramTable(table), batches, token_bytes)
+    assert loss == pytest.approx(nats / count, rel=1e-6)
+    assert bpb == pytest.approx(nats / math.log(2) / nbytes, rel=1e-6)
+    _, first_only = train_gpt.evaluate_bpb(BigramTable(table), batches, token_bytes, max_batches=1)
+    assert first_only != pytest.approx(bpb)
+
+
+# ---- training ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def run(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    result = train_gpt.train(cfg_for(data, out, max_steps=30, eval_interval=10, lr=1e-2, end_sample_tokens=20))
+    return out, result
+
+
+def test_train_reports_logs_and_checkpoints(run):
+    out, result = run
+    assert result["steps"] == 30 and result["tokens"] == 30 * 4 * 32
+    assert math.isfinite(result["val_bpb"]) and result["tokens_per_s"] > 0
+    log = read_log(out)
+    evals = [r for r in log if "val_bpb" in r]
+    assert [r["step"] for r in evals] == [10, 20, 30]
+    assert evals[-1]["val_bpb"] == pytest.approx(result["val_bpb"])
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"]  # it learns
+    losses = train_losses(out)
+    assert losses[30] < losses[1] - 1.0
+    ck = torch.load(out / "ckpt.pt", weights_only=True)
+    assert ck["step"] == 30 and ck["model_config"]["vocab_size"] == 301
+
+
+def test_resume_continues_exactly(data, tmp_path):
+    kw = dict(max_steps=6, dropout=0.1, eval_interval=2)  # dropout: the RNG state must come back too
+    full = train_gpt.train(cfg_for(data, tmp_path / "full", **kw))
+    part = train_gpt.train(cfg_for(data, tmp_path / "part", stop_at=3, **kw))
+    assert part["steps"] == 3
+    resumed = train_gpt.train(cfg_for(data, tmp_path / "part", resume=True, **kw))
+    assert resumed["steps"] == 6
+    assert train_losses(tmp_path / "part") == train_losses(tmp_path / "full")  # bit-for-bit on CPU
+    assert resumed["val_bpb"] == full["val_bpb"]
+    with pytest.raises(train_gpt.ConfigError, match="model settings differ"):
+        train_gpt.train(cfg_for(data, tmp_path / "part", resume=True, n_embd=64))
+
+
+def test_deterministic_for_a_seed(data, tmp_path):
+    a = train_gpt.train(cfg_for(data, tmp_path / "a", max_steps=3))
+    b = train_gpt.train(cfg_for(data, tmp_path / "b", max_steps=3))
+    assert train_losses(tmp_path / "a") == train_losses(tmp_path / "b") and a["val_bpb"] == b["val_bpb"]
+
+
+def test_refuses_shards_from_another_tokenizer(data, tmp_path):
+    other = RegexTokenizer()
+    other.train(" ".join(make_docs(30, 9)), 280)
+    other.save(str(tmp_path / "other"))
+    with pytest.raises(train_gpt.ConfigError, match="sha256"):
+        train_gpt.train(cfg_for(data, tmp_path / "x", tokenizer=str(tmp_path / "other.model")))
+
+
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path):
+    # lr 1e30: the first update leaves huge but finite weights, the next forward overflows.
+    cfg = cfg_for(data, tmp_path, lr=1e30, warmup_steps=0, grad_clip=0.0, ckpt_interval=1, max_steps=10)
+    with pytest.raises(train_gpt.NonFiniteLoss, match="last good checkpoint"):
+        train_gpt.train(cfg)
+    log = read_log(tmp_path)
+    finite_steps = [r["step"] for r in log if "loss" in r]
+    ck = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    assert finite_steps and ck["step"] == finite_steps[-1]
+    assert "error" in log[-1] and log[-1]["step"] == ck["step"] + 1
+
+
+def test_grad_accumulation_matches_one_big_batch(data, tmp_path):
+    """2 micro-batches of 4 == the same 8 windows in one batch (the loader draws per batch index)."""
+    train_gpt.train(cfg_for(data, tmp_path / "acc", batch_size=4, total_batch_tokens=4 * 32 * 2, max_steps=2,
+                            eval_interval=100))
+    torch.manual_seed(7)
+    model = GPT(GPTConfig(vocab_size=301, block_size=32, n_layer=2, n_head=2, n_embd=32))
+    cfg = cfg_for(data, tmp_path / "ref", max_steps=2, eval_interval=100)
+    opt = train_gpt.configure_optimizer(model, cfg, "cpu")
+    loader = ShardLoader(data / "shards", "train", 4, 32, seed=7)
+    losses = {}
+    for step in range(2):
+        for g in opt.param_groups:
+            g["lr"] = train_gpt.get_lr(step, cfg)
+        (x1, y1), (x2, y2) = loader.next_batch(), loader.next_batch()
+        _, loss = model(torch.cat([x1, x2]), torch.cat([y1, y2]))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad()
+        losses[step + 1] = loss.item()
+    got = train_losses(tmp_path / "acc")
+    assert got == pytest.approx(losses, rel=1e-5)
+
+
+def test_ddp_two_gloo_processes_match_one_process(data, tmp_path):
+    """torchrun with 2 CPU processes: each logged loss equals one process on both ranks' windows."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(ROOT / "train_gpt.py"), f"--data_dir={data / 'shards'}", f"--tokenizer={data / 'tok.model'}",
+           f"--out_dir={out}", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32",
+           "--batch_size=2", "--max_steps=3", "--warmup_steps=1", "--lr=3e-3", "--eval_interval=3",
+           "--eval_batches=0", "--end_sample_tokens=0", "--seed=7", "--device=cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # torchrun sets this too; subprocesses get it explicitly
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    cfg = cfg_for(data, tmp_path / "ref", batch_size=2, max_steps=3, warmup_steps=1, eval_interval=3)
+    torch.manual_seed(7)
+    model = GPT(GPTConfig(vocab_size=301, block_size=32, n_layer=2, n_head=2, n_embd=32))
+    opt = train_gpt.configure_optimizer(model, cfg, "cpu")
+    ranks = [ShardLoader(data / "shards", "train", 2, 32, rank=r, world_size=2, seed=7) for r in range(2)]
+    losses = {}
+    for step in range(3):
+        for g in opt.param_groups:
+            g["lr"] = train_gpt.get_lr(step, cfg)
+        batches = [ld.next_batch() for ld in ranks]
+        _, loss = model(torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches]))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad()
+        losses[step + 1] = loss.item()
+    assert train_losses(out) == pytest.approx(losses, rel=1e-5)
+    val = ShardLoader(data / "shards", "val", 2, 32)  # one process reads the whole val split
+    ref_loss, ref_bpb = train_gpt.evaluate_bpb(model, val, np.load(data / "shards" / "token_bytes.npy"))
+    ev = [r for r in read_log(out) if "val_bpb" in r][-1]
+    assert ev["val_loss"] == pytest.approx(ref_loss, rel=1e-5) and ev["val_bpb"] == pytest.approx(ref_bpb, rel=1e-5)
+    assert len(torch.load(out / "ckpt.pt", weights_only=True)["loaders"]) == 2
+
+
+def test_wandb_offline_writes_run_files(data, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    train_gpt.train(cfg_for(data, tmp_path / "out", max_steps=2, eval_interval=2, wandb_project="vocablab-test"))
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+
+
+def test_ctrl_c_saves_checkpoint_and_exits(data, tmp_path):
+    out = tmp_path / "int"
+    cmd = [sys.executable, str(ROOT / "train_gpt.py"), f"--data_dir={data / 'shards'}",
+           f"--tokenizer={data / 'tok.model'}", f"--out_dir={out}", "--n_layer=2", "--n_head=2", "--n_embd=32",
+           "--block_size=32", "--batch_size=4", "--max_steps=100000", "--eval_interval=100000", "--device=cpu"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 60
+    while time.time() < deadline and not ((out / "log.jsonl").exists() and len(read_log(out)) >= 1):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr[-2000:]
+    ck = torch.load(out / "ckpt.pt", weights_only=True)
+    assert ck["step"] == max(train_losses(out)) >= 1
+    assert "--resume" in stdout
+
+
+# ---- sample.py ---------------------------------------------------------------------------------
+
+def test_sample_cli(run, capsys, tmp_path):
+    out, _ = run
+    assert sample.main(["--ckpt", str(out), "--prompt", "The king<|endoftext|>", "--num-samples", "2",
+                        "--max-new-tokens", "10", "--temperature", "0"]) == 0
+    text = capsys.readouterr().out
+    assert text.count("--- sample") == 2 and text.count("The king<|endoftext|>") == 2
+    assert sample.main(["--ckpt", str(tmp_path / "nope")]) == 1
+    assert "nope" in capsys.readouterr().err
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes((out / "ckpt.pt").read_bytes()[:1000])
+    assert sample.main(["--ckpt", str(bad)]) == 1
+    assert "bad.pt" in capsys.readouterr().err
+
+
+def test_sample_greedy_equals_model_argmax(run):
+    out, _ = run
+    model, ck = sample.load_model(out)
+    idx = torch.tensor([[ck["eot_id"], 5, 6]])
+    gen = model.generate(idx, 5, temperature=0)
+    logits, _ = model(gen[:, :-1])
+    assert torch.equal(logits[:, 2:].argmax(-1), gen[:, 3:])
