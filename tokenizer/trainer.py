@@ -19,6 +19,7 @@ The tie-break (greatest (bytes(left), bytes(right))) must be exact inside a min-
 entry carries the pair's bytes in an order-reversing encoding (see _reverse_key).
 """
 import heapq
+import itertools
 import os
 from collections import Counter
 
@@ -49,23 +50,21 @@ def count_chunks(texts, pattern, special_tokens=(), workers=1, progress=False):
     job = (pattern or "", specials)
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
     batches = _batches(texts, progress)
-    total = Counter()
-    first = next(batches, None)
-    second = next(batches, None) if first is not None else None
-    if second is None or workers == 1:
-        for batch in (b for b in (first, second) if b is not None):
-            total.update(_count_batch(job, batch))
-        for batch in batches:
+    head = list(itertools.islice(batches, 2))  # one batch only: not worth starting processes
+    if workers == 1 or len(head) < 2:
+        total = Counter()
+        for batch in itertools.chain(head, batches):
             total.update(_count_batch(job, batch))
     else:
-        total = _count_parallel(job, _chain(first, second, batches), workers)
-    return {chunk.encode("utf-8"): n for chunk, n in total.items()}
-
-
-def _chain(*parts):
-    yield parts[0]
-    yield parts[1]
-    yield from parts[2]
+        total = _count_parallel(job, itertools.chain(head, batches), workers)
+    result = {}
+    for chunk, n in total.items():
+        try:
+            key = chunk.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: U+FFFD, as tiktoken (and our encode) do
+            key = chunk.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
+        result[key] = result.get(key, 0) + n
+    return result
 
 
 def _batches(texts, progress):

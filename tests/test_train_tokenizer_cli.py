@@ -1,0 +1,71 @@
+"""train_tokenizer.py end to end on tiny files: it writes a tokenizer that loads and round-trips."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tokenizer import load
+from tokenizer.reference import reference_train_bpe
+from tokenizer.trainer import count_chunks
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT = ("The quick brown fox jumps over the lazy dog. 1234 apples!\n"
+        "def f(x):\n    return x + 1  # café, naïve, 東京 🙂\n") * 20
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, str(ROOT / "train_tokenizer.py"), *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def test_trains_saves_and_round_trips(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text(TEXT, encoding="utf-8")
+    second = TEXT.upper() + "<|endoftext|>" + TEXT
+    (tmp_path / "docs" / "b.txt").write_text(second, encoding="utf-8")
+    out = tmp_path / "tok" / "t"
+    r = run_cli("--input", tmp_path / "docs", "--vocab-size", 300, "--out", out, "--workers", 1,
+                "--held-out", 0)
+    assert r.returncode == 0, r.stderr
+    assert "unique chunks" in r.stdout and "bytes/token" in r.stdout
+    tok = load(f"{out}.model")
+    assert len(tok.merges) == 44 and tok.special_tokens == {"<|endoftext|>": 300}
+    sample = "Fox jumps, 東京 🙂 <|endoftext|> done"
+    assert tok.decode(tok.encode(sample, allowed_special="all")) == sample
+    # the CLI trains what the library's trainer learns from the same documents (order-free)
+    docs = [TEXT, second]
+    counts = count_chunks(docs, tok.pattern, special_tokens=["<|endoftext|>"])
+    assert [(a, b) for a, b, _ in reference_train_bpe(counts, 44)] == list(tok.merges)
+
+
+def test_jsonl_and_doc_per_line_and_glob(tmp_path):
+    lines = [json.dumps({"text": t}) for t in TEXT.splitlines()]
+    (tmp_path / "d.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "e.txt").write_text(TEXT, encoding="utf-8")
+    out = tmp_path / "t"
+    r = run_cli("--input", tmp_path / "*.jsonl", tmp_path / "e.txt", "--doc-per", "line",
+                "--vocab-size", 280, "--pattern", "gpt2", "--special-tokens", "--out", out)
+    assert r.returncode == 0, r.stderr
+    tok = load(f"{out}.model")
+    assert tok.special_tokens == {} and len(tok.merges) == 24
+    assert tok.decode(tok.encode("naïve 1234")) == "naïve 1234"
+
+
+def test_clear_errors(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\nnot \xff fine\n")
+    r = run_cli("--input", bad, "--vocab-size", 300, "--out", tmp_path / "t")
+    assert r.returncode == 2 and "bad.txt" in r.stderr and "line 2" in r.stderr
+    assert "--errors replace" in r.stderr
+    r = run_cli("--input", bad, "--vocab-size", 260, "--out", tmp_path / "t", "--errors", "replace")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("--input", tmp_path / "nothing*.txt", "--out", tmp_path / "t")
+    assert r.returncode == 2 and "no files matched" in r.stderr
+    r = run_cli("--input", bad, "--vocab-size", 100, "--out", tmp_path / "t")
+    assert r.returncode == 2 and "too small" in r.stderr
+    r = run_cli("--input", bad, "--vocab-size", 5000, "--errors", "replace",
+                "--out", tmp_path / "t")
+    assert r.returncode == 2 and "too large" in r.stderr
+    (tmp_path / "x.jsonl").write_text('{"text": "a"}\n{"body": "b"}\n', encoding="utf-8")
+    r = run_cli("--input", tmp_path / "x.jsonl", "--out", tmp_path / "t")
+    assert r.returncode == 2 and "x.jsonl: line 2" in r.stderr and "--jsonl-field" in r.stderr
