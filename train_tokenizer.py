@@ -1,16 +1,19 @@
-"""Train a byte-level BPE tokenizer on your text files.
+"""Train a byte-level BPE tokenizer on your text files or a named corpus.
 
     python train_tokenizer.py --input 'corpus/*.txt' --vocab-size 8192 --out tokenizers/mytok
     python train_tokenizer.py --input data.jsonl --pattern gpt2 --out tokenizers/t
+    python train_tokenizer.py --input shakespeare --vocab-size 2048 --out tokenizers/shakespeare
+
+Inputs are read by data.sources (the text stage, before the tokenizer in the flow): files,
+directories (their .txt/.jsonl/.parquet files), globs, or a recipe name (shakespeare, pystdlib, ...).
 
 Writes tokenizers/NAME.model (load it with tokenizer.load), NAME.vocab (human-readable) and
 NAME.tiktoken (ranks for tiktoken). A deterministic ~1% of documents is held out of training
 (chosen by a hash of the document's text and --seed) to report an honest compression ratio.
 """
 import argparse
-import glob
 import hashlib
-import json
+import itertools
 import os
 import sys
 import time
@@ -18,72 +21,14 @@ from pathlib import Path
 
 from tokenizer import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BasicTokenizer, RegexTokenizer
 from tokenizer.trainer import count_chunks, train_bpe
+from data.sources import RECIPES, SourceError, iter_documents
 
 PATTERNS = {"gpt4": GPT4_SPLIT_PATTERN, "gpt2": GPT2_SPLIT_PATTERN, "none": ""}
 HELD_OUT_KEEP_BYTES = 4_000_000  # held-out text kept in memory to measure compression
 
 
 class InputError(ValueError):
-    pass
-
-
-def expand_inputs(specs):
-    """Files, directories (recursive, hidden files skipped) and globs -> sorted unique paths."""
-    paths = []
-    for spec in specs:
-        p = Path(spec)
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file()
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
-        elif p.is_file():
-            found = [p]
-        else:
-            found = sorted(Path(f) for f in glob.glob(spec, recursive=True) if Path(f).is_file())
-        if not found:
-            raise InputError(f"--input {spec!r}: no files matched (not a file, a directory or a "
-                             "glob with matches)")
-        paths += found
-    return list(dict.fromkeys(paths))
-
-
-def _decode(raw, path, errors, line=None):
-    try:
-        return raw.decode("utf-8", errors=errors)
-    except UnicodeDecodeError as e:
-        if line is None:  # a whole file: find the line of the bad byte
-            line = raw.count(b"\n", 0, e.start) + 1
-            offset = e.start - (raw.rfind(b"\n", 0, e.start) + 1)
-        else:
-            offset = e.start
-        raise InputError(f"{path}: invalid UTF-8 at line {line}, byte {offset} of the line "
-                         f"({e.reason}). Pass --errors replace to substitute U+FFFD") from None
-
-
-def iter_documents(paths, doc_per="file", jsonl_field="text", errors="strict"):
-    """Yield documents: one per file, per line, or per .jsonl record (its `jsonl_field`)."""
-    for path in paths:
-        if path.suffix == ".jsonl":
-            with open(path, "rb") as f:
-                for n, raw in enumerate(f, 1):
-                    line = _decode(raw, path, errors, line=n).strip()
-                    if not line:
-                        continue
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise InputError(f"{path}: line {n} is not valid JSON ({e.msg})") from None
-                    if not isinstance(record, dict) or not isinstance(record.get(jsonl_field), str):
-                        raise InputError(f"{path}: line {n} has no string field {jsonl_field!r} "
-                                         "(choose another with --jsonl-field)")
-                    yield record[jsonl_field]
-        elif doc_per == "line":
-            with open(path, "rb") as f:
-                for n, raw in enumerate(f, 1):
-                    line = _decode(raw, path, errors, line=n)
-                    if line.strip():
-                        yield line
-        else:
-            yield _decode(path.read_bytes(), path, errors)
+    """Bad command-line input: printed as `error: ...` with exit code 2."""
 
 
 def is_held_out(doc, fraction, seed):
@@ -122,7 +67,8 @@ def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", nargs="+", required=True,
-                   help="text files, directories (read recursively) or globs (quote them)")
+                   help="text files, directories (read recursively), globs (quote them) or a "
+                        f"named corpus ({', '.join(RECIPES)})")
     p.add_argument("--vocab-size", type=int, default=8192,
                    help="256 byte tokens + merges; special tokens get ids after (default 8192)")
     p.add_argument("--pattern", default="gpt4",
@@ -139,9 +85,8 @@ def build_parser():
                    help="stop reading after this many bytes of documents (default: read all)")
     p.add_argument("--doc-per", choices=["file", "line"], default="file",
                    help="what one document is in text files (.jsonl: always one per record)")
-    p.add_argument("--jsonl-field", default="text", help="field of .jsonl records to read")
-    p.add_argument("--errors", choices=["strict", "replace"], default="strict",
-                   help="invalid UTF-8: stop with an error (default) or replace with U+FFFD")
+    p.add_argument("--text-field", "--jsonl-field", dest="text_field", default="text",
+                   help="field of .jsonl records (column of .parquet files) to read")
     p.add_argument("--held-out", type=float, default=0.01,
                    help="fraction of documents held out to measure compression (default 0.01)")
     p.add_argument("--seed", type=int, default=0, help="chooses the held-out documents")
@@ -152,7 +97,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except InputError as e:
+    except (InputError, SourceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
@@ -172,13 +117,15 @@ def run(args):
             raise InputError(f"--pattern {args.pattern!r} is not a valid regex: {e}") from None
     specials = list(dict.fromkeys(args.special_tokens))
     out = args.out or f"tokenizers/bpe{args.vocab_size}"
-    paths = expand_inputs(args.input)
-    print(f"{len(paths)} input file(s); pattern {args.pattern}; vocab {args.vocab_size}; "
+    def documents():  # paths are checked here, before any work: a typo fails at once
+        return iter_documents(args.input, txt_mode="lines" if args.doc_per == "line" else "file",
+                              text_field=args.text_field)
+    documents()
+    print(f"inputs {' '.join(args.input)}; pattern {args.pattern}; vocab {args.vocab_size}; "
           f"specials {specials}")
 
     t0 = time.time()
-    corpus = Corpus(iter_documents(paths, args.doc_per, args.jsonl_field, args.errors),
-                    args.max_bytes, args.held_out, args.seed)
+    corpus = Corpus(documents(), args.max_bytes, args.held_out, args.seed)
     counts = count_chunks(corpus, pattern or None, special_tokens=specials,
                           workers=args.workers, progress=True)
     if not counts:
@@ -207,7 +154,7 @@ def run(args):
     where = f"{corpus.n_held} held-out documents (hash of text, seed {args.seed})"
     if not eval_docs:
         # too few documents to hold any out: say so rather than pretend
-        eval_docs = list(iter_documents(paths, args.doc_per, args.jsonl_field, args.errors))[:1000]
+        eval_docs = list(itertools.islice(documents(), 1000))
         where = "training documents (none were held out: too few documents)"
     n_bytes = sum(len(d.encode("utf-8", "surrogatepass")) for d in eval_docs)
     n_tokens = sum(len(ids) for ids in tok.encode_batch(eval_docs, allowed_special="all"))

@@ -56,16 +56,15 @@ def test_clear_errors(tmp_path):
     bad.write_bytes(b"fine\nnot \xff fine\n")
     r = run_cli("--input", bad, "--vocab-size", 300, "--out", tmp_path / "t")
     assert r.returncode == 2 and "bad.txt" in r.stderr and "line 2" in r.stderr
-    assert "--errors replace" in r.stderr
-    r = run_cli("--input", bad, "--vocab-size", 260, "--out", tmp_path / "t", "--errors", "replace")
-    assert r.returncode == 0, r.stderr
+    assert "invalid UTF-8" in r.stderr
     r = run_cli("--input", tmp_path / "nothing*.txt", "--out", tmp_path / "t")
-    assert r.returncode == 2 and "no files matched" in r.stderr
+    assert r.returncode == 2 and "matches no files" in r.stderr
     r = run_cli("--input", bad, "--vocab-size", 100, "--out", tmp_path / "t")
     assert r.returncode == 2 and "too small" in r.stderr
-    r = run_cli("--input", bad, "--vocab-size", 5000, "--errors", "replace",
-                "--out", tmp_path / "t")
+    good = tmp_path / "good.txt"
+    good.write_text("tiny text", encoding="utf-8")
+    r = run_cli("--input", good, "--vocab-size", 5000, "--out", tmp_path / "t")
     assert r.returncode == 2 and "too large" in r.stderr
     (tmp_path / "x.jsonl").write_text('{"text": "a"}\n{"body": "b"}\n', encoding="utf-8")
     r = run_cli("--input", tmp_path / "x.jsonl", "--out", tmp_path / "t")
-    assert r.returncode == 2 and "x.jsonl: line 2" in r.stderr and "--jsonl-field" in r.stderr
+    assert r.returncode == 2 and "x.jsonl: line 2" in r.stderr and "--text-field" in r.stderr
