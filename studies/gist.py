@@ -1,0 +1,402 @@
+"""Study: compressing a prompt into k learned vectors ("gist tokens", Mu, Li and Goodman, 2023).
+
+    python -m studies.gist configs/gist-tiny.toml [--key=value ...]
+
+The base model stays frozen. For one long prompt P we learn k vectors G (fed through
+`inputs_embeds`, where token embeddings would go) by distillation: on continuations x, make the
+model's next-token distributions given [bos, G, x] match those given [bos, P, x], minimising
+KL(teacher || student) averaged over the positions of x. If that works, the k vectors do P's job
+and every later token attends to k positions instead of |P|: a KV cache |P| - k positions shorter.
+
+Conditions, on the same held-out continuations (never used to train G):
+    full  = [bos, P, x]   (the teacher; the best we can hope for)
+    none  = [bos, x]      (no prompt; what we would get by dropping it)
+    gist  = [bos, G, x]   for each k in ks
+Recovery R = (L_none - L_gist) / (L_none - L_full): 0 = no better than dropping the prompt,
+1 = as good as the prompt (L = mean cross-entropy per token of x, nats). Compression rho = |P| / k.
+
+Tasks where the prompt matters:
+- synthetic: the prompt states key->value facts ("cQ aX ..."), the continuation restates them in a
+  new order, so values are only predictable from the prompt. A small base model is trained on this
+  text first (so that it can read the prompt at all).
+- real: the opening of a play (title and cast list) as P, later passages of the same play as x; the
+  cast list tells the model which names to expect. Uses a Shakespeare base model (shared with
+  studies.new_tokens when the settings match). Off with --real=false.
+"""
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from studies.new_tokens import (EOT, BaseSpec, StudyConfigError, _atomic_text, _plt, _save, config_parser,
+                                ensure_base, load_base, load_study_config)
+
+
+@dataclass
+class GistConfig:
+    out_dir: str = "studies/out/gist"
+    seed: int = 1337
+    device: str = "cpu"
+    ks: list = field(default_factory=lambda: [1, 2, 4, 8])
+    n_prompts: int = 4               # prompts per task; each gets its own G for every k
+    train_conts: int = 64            # continuations per prompt that train G
+    eval_conts: int = 32             # held-out continuations per prompt that score it
+    gist_steps: int = 200
+    gist_batch: int = 16
+    gist_lr: float = 0.01
+    # synthetic key=value task and its base model
+    syn_keys: int = 16               # keys a..p
+    syn_values: int = 26             # values A..Z
+    syn_facts: int = 6               # facts per prompt
+    syn_docs: int = 20000            # training documents for the base model
+    syn_steps: int = 600
+    syn_n_layer: int = 2
+    syn_n_head: int = 4
+    syn_n_embd: int = 64
+    syn_block_size: int = 64
+    syn_batch_size: int = 32
+    syn_lr: float = 3e-3
+    # real task: opening of a play -> later passages
+    real: bool = True
+    real_base_ckpt: str = ""         # a train_gpt checkpoint; "" = train/reuse one in real_base_dir
+    real_base_dir: str = ""          # "" = OUT/real_base; point at studies.new_tokens' OUT/base to share it
+    real_source: str = "shakespeare"
+    real_vocab_size: int = 512
+    real_steps: int = 600
+    real_n_layer: int = 4
+    real_n_head: int = 4
+    real_n_embd: int = 128
+    real_block_size: int = 128
+    real_prompt_tokens: int = 64
+    real_cont_tokens: int = 32
+
+
+# ------------------------------------------------------------------------------------------------
+# synthetic task
+
+
+def synthetic_example(rng: random.Random, cfg: GistConfig, facts=None) -> tuple[str, str]:
+    """((prompt, continuation), facts): 'cQ aX fB\\n' then the same facts in a fresh order.
+
+    The continuation ends without a newline because data.prepare strips a document's trailing
+    whitespace: the base model only ever saw <|endoftext|> there.
+    Key and value are adjacent tokens so that looking a value up is the classic induction-head
+    pattern (find the earlier copy of the current token, output what followed it), which small
+    models learn early in training.
+    """
+    if cfg.syn_keys > 26 or cfg.syn_values > 26 or cfg.syn_facts > cfg.syn_keys:
+        raise StudyConfigError("syn_keys and syn_values must be <= 26 and syn_facts <= syn_keys")
+    if facts is None:
+        keys = rng.sample("abcdefghijklmnopqrstuvwxyz"[:cfg.syn_keys], cfg.syn_facts)
+        facts = [(k, rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:cfg.syn_values])) for k in keys]
+    order = rng.sample(facts, len(facts))
+    return (" ".join(f"{k}{v}" for k, v in facts) + "\n",
+            " ".join(f"{k}{v}" for k, v in order)), facts
+
+
+def write_synthetic_corpus(cfg: GistConfig, path: Path) -> None:
+    rng = random.Random(cfg.seed)
+    docs = []
+    for _ in range(cfg.syn_docs):
+        (p, x), _ = synthetic_example(rng, cfg)
+        docs.append(p + x)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_text(path, EOT.join(docs))
+
+
+def synthetic_prompts(cfg: GistConfig, tok) -> list[dict]:
+    """n_prompts fresh prompts, each with disjoint train and held-out continuations (token ids)."""
+    rng = random.Random(cfg.seed + 1)
+    out = []
+    for _ in range(cfg.n_prompts):
+        (p, _), facts = synthetic_example(rng, cfg)
+        conts = set()
+        want = cfg.train_conts + cfg.eval_conts
+        for _ in range(want * 50):
+            if len(conts) >= want:
+                break
+            conts.add(synthetic_example(rng, cfg, facts)[0][1])
+        conts = sorted(conts)
+        rng.shuffle(conts)
+        if len(conts) < 2:
+            raise StudyConfigError("synthetic task too small for distinct continuations; raise syn_facts")
+        n_eval = min(cfg.eval_conts, len(conts) // 2)
+        out.append({"prompt": tok.encode_ordinary(p), "prompt_text": p,
+                    "train": [tok.encode_ordinary(c) for c in conts[n_eval:]],
+                    "eval": [tok.encode_ordinary(c) for c in conts[:n_eval]]})
+    return out
+
+
+def synthetic_base(cfg: GistConfig, out: Path, device: str, quiet: bool) -> Path:
+    corpus = out / "synthetic" / "facts.txt"
+    spec = BaseSpec(source=str(corpus), vocab_size=256, steps=cfg.syn_steps, n_layer=cfg.syn_n_layer,
+                    n_head=cfg.syn_n_head, n_embd=cfg.syn_n_embd, block_size=cfg.syn_block_size,
+                    batch_size=cfg.syn_batch_size, lr=cfg.syn_lr, seed=cfg.seed, txt_mode="separator",
+                    val_fraction=0.01)
+    # vocab 256 = bytes only: every fact is exactly 3 tokens ("cQ "), so the task is the same
+    # for any tokenizer and the model has to look the value up, not memorise a merged token.
+    stamp = out / "synthetic" / "corpus.json"
+    want = {k: getattr(cfg, k) for k in ("seed", "syn_keys", "syn_values", "syn_facts", "syn_docs")}
+    if not (corpus.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == want):
+        write_synthetic_corpus(cfg, corpus)
+        _atomic_text(stamp, json.dumps(want))
+        (out / "synthetic" / "base" / "base.json").unlink(missing_ok=True)  # new corpus: retrain
+    return ensure_base(spec, out / "synthetic" / "base", device, quiet=quiet)
+
+
+# ------------------------------------------------------------------------------------------------
+# real task
+
+
+def real_prompts(cfg: GistConfig, tok, source_docs: list[str]) -> list[dict]:
+    """Opening of each of the n_prompts longest documents as P; passages later in it as continuations."""
+    rng = random.Random(cfg.seed + 2)
+    L, m = cfg.real_prompt_tokens, cfg.real_cont_tokens
+    out = []
+    for doc in sorted(source_docs, key=len, reverse=True)[:cfg.n_prompts]:
+        ids = tok.encode_ordinary(doc)
+        rest = ids[L:]
+        n = (len(rest)) // m
+        want = cfg.train_conts + cfg.eval_conts
+        if n < 2:
+            continue
+        picks = rng.sample(range(n), min(n, want))
+        conts = [rest[i * m:(i + 1) * m] for i in picks]
+        n_eval = min(cfg.eval_conts, len(conts) // 2)
+        out.append({"prompt": ids[:L], "prompt_text": tok.decode(ids[:L]),
+                    "train": conts[n_eval:], "eval": conts[:n_eval]})
+    if not out:
+        raise StudyConfigError(f"real_source {cfg.real_source!r}: no document long enough for a "
+                               f"{L}-token prompt and {m}-token continuations")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# conditions and distillation
+
+
+def cont_logits(model, bos: int, x: torch.Tensor, prompt: list[int] | None = None,
+                gist: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits [B, m, V] predicting each token of x [B, m] after [bos, prompt] or [bos, gist] or [bos]."""
+    B, m = x.shape
+    head = torch.full((B, 1), bos, dtype=torch.long, device=x.device)
+    if gist is not None:
+        emb = torch.cat([model.transformer.wte(head), gist.unsqueeze(0).expand(B, -1, -1)], dim=1)
+        logits, _ = model(x, inputs_embeds=emb)
+    else:
+        if prompt:
+            head = torch.cat([head, torch.tensor(prompt, device=x.device).expand(B, -1)], dim=1)
+        logits, _ = model(torch.cat([head, x], dim=1))
+    # The token at context position j predicts position j+1: x's first token is predicted by
+    # the last position before it.
+    start = logits.size(1) - m - 1
+    return logits[:, start:start + m].float()
+
+
+def ce(logits: torch.Tensor, x: torch.Tensor) -> float:
+    return F.cross_entropy(logits.flatten(0, 1), x.flatten()).item()
+
+
+def kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
+    """Mean over positions of KL(teacher || student), nats."""
+    lt, ls = teacher_logits.log_softmax(-1), student_logits.log_softmax(-1)
+    return (lt.exp() * (lt - ls)).sum(-1).mean()
+
+
+def train_gist(model, bos: int, prompt: list[int], conts: torch.Tensor, k: int, cfg: GistConfig,
+               generator: torch.Generator) -> tuple[torch.Tensor, list[float], torch.Tensor]:
+    """Learn G [k, C] for one prompt; return (G, training KL per step, the G it started from)."""
+    with torch.no_grad():
+        teacher = cont_logits(model, bos, conts, prompt=prompt)
+        # Start from the embeddings of the prompt's last k tokens: real token vectors, at a scale
+        # the model knows, rather than noise.
+        tail = (prompt * k)[-k:] if len(prompt) < k else prompt[-k:]
+        init = model.transformer.wte(torch.tensor(tail, device=conts.device))
+    G = torch.nn.Parameter(init.clone())
+    opt = torch.optim.Adam([G], lr=cfg.gist_lr)
+    history = []
+    for _ in range(cfg.gist_steps):
+        idx = torch.randint(0, len(conts), (min(cfg.gist_batch, len(conts)),), generator=generator)
+        loss = kl(teacher[idx], cont_logits(model, bos, conts[idx], gist=G))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+    return G.detach(), history, init
+
+
+@torch.no_grad()
+def evaluate(model, bos, item: dict, gists: dict, inits: dict) -> dict:
+    x = torch.tensor(item["eval"])
+    full = cont_logits(model, bos, x, prompt=item["prompt"])
+    none = cont_logits(model, bos, x)
+    row = {"L_full": ce(full, x), "L_none": ce(none, x), "KL_none": kl(full, none).item(), "gist": {}}
+    for k, G in gists.items():
+        g = cont_logits(model, bos, x, gist=G)
+        g0 = cont_logits(model, bos, x, gist=inits[k])
+        row["gist"][k] = {"L_gist": ce(g, x), "KL": kl(full, g).item(), "KL_init": kl(full, g0).item()}
+    return row
+
+
+def run_task(name: str, model, bos: int, items: list[dict], cfg: GistConfig, progress: bool) -> dict:
+    from tqdm import tqdm
+
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    g = torch.Generator().manual_seed(cfg.seed)
+    per_prompt = []
+    bar = tqdm(total=len(items) * len(cfg.ks), desc=f"{name}: gist", disable=not progress)
+    for item in items:
+        conts = torch.tensor(item["train"])
+        gists, hist, inits = {}, {}, {}
+        for k in cfg.ks:
+            torch.manual_seed(cfg.seed + k)
+            gists[k], hist[k], inits[k] = train_gist(model, bos, item["prompt"], conts, k, cfg, g)
+            bar.update(1)
+        row = evaluate(model, bos, item, gists, inits)
+        row.update(prompt_tokens=len(item["prompt"]), prompt_text=item["prompt_text"],
+                   train_kl_first={k: h[0] for k, h in hist.items()},
+                   train_kl_last={k: sum(h[-10:]) / len(h[-10:]) for k, h in hist.items()})
+        per_prompt.append(row)
+    bar.close()
+    c = model.config
+    mean = lambda vals: sum(vals) / len(vals)  # noqa: E731
+    L_full, L_none = mean([r["L_full"] for r in per_prompt]), mean([r["L_none"] for r in per_prompt])
+    P = mean([r["prompt_tokens"] for r in per_prompt])
+    rows = []
+    for k in cfg.ks:
+        L_gist = mean([r["gist"][k]["L_gist"] for r in per_prompt])
+        saved = P - k
+        rows.append({"k": k, "L_gist": L_gist, "R": (L_none - L_gist) / (L_none - L_full) if L_none != L_full
+                     else float("nan"), "KL": mean([r["gist"][k]["KL"] for r in per_prompt]),
+                     "KL_init": mean([r["gist"][k]["KL_init"] for r in per_prompt]),
+                     "train_kl_first": mean([r["train_kl_first"][k] for r in per_prompt]),
+                     "train_kl_last": mean([r["train_kl_last"][k] for r in per_prompt]),
+                     "rho": P / k, "kv_positions_saved": saved,
+                     # K and V, n_embd values each, per layer per position
+                     "kv_bytes_saved_fp32": saved * c.n_layer * 2 * c.n_embd * 4,
+                     "kv_bytes_saved_bf16": saved * c.n_layer * 2 * c.n_embd * 2})
+    return {"task": name, "prompt_tokens": P, "cont_tokens": len(items[0]["eval"][0]),
+            "n_prompts": len(items), "eval_conts": len(items[0]["eval"]), "train_conts": len(items[0]["train"]),
+            "L_full": L_full, "L_none": L_none, "KL_none": mean([r["KL_none"] for r in per_prompt]),
+            "model": {"n_layer": c.n_layer, "n_embd": c.n_embd, "vocab_size": c.vocab_size},
+            "rows": rows, "per_prompt": per_prompt}
+
+
+def run_study(cfg: GistConfig, progress: bool = True) -> dict:
+    from data.sources import iter_documents
+    from train_gpt import pick_device
+
+    if not cfg.ks or any(k < 1 for k in cfg.ks):
+        raise StudyConfigError(f"ks must be positive integers, got {cfg.ks}")
+    t0 = time.perf_counter()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(cfg.device)
+    tasks = []
+    model, tok, _ = load_base(synthetic_base(cfg, out, device, quiet=not progress))
+    model.to(device)
+    tasks.append(run_task("synthetic key=value facts", model, tok.special_tokens[EOT],
+                          synthetic_prompts(cfg, tok), cfg, progress))
+    if cfg.real:
+        if cfg.real_base_ckpt:
+            ckpt = Path(cfg.real_base_ckpt)
+        else:
+            spec = BaseSpec(source=cfg.real_source, vocab_size=cfg.real_vocab_size, steps=cfg.real_steps,
+                            n_layer=cfg.real_n_layer, n_head=cfg.real_n_head, n_embd=cfg.real_n_embd,
+                            block_size=cfg.real_block_size, seed=cfg.seed)
+            ckpt = ensure_base(spec, Path(cfg.real_base_dir or out / "real_base"), device, quiet=not progress)
+        model, tok, _ = load_base(ckpt)
+        model.to(device)
+        docs = list(iter_documents(cfg.real_source))
+        tasks.append(run_task(f"real: opening of a {cfg.real_source} document -> later passages", model,
+                              tok.special_tokens[EOT], real_prompts(cfg, tok, docs), cfg, progress))
+    s = {"config": asdict(cfg), "device": device, "tasks": tasks, "seconds_total": time.perf_counter() - t0}
+    _atomic_text(out / "results.json", json.dumps(s, indent=1))
+    plot_recovery(s, out / "recovery_vs_compression.png")
+    _atomic_text(out / "results.md", results_markdown(s))
+    return s
+
+
+# ------------------------------------------------------------------------------------------------
+# outputs
+
+
+def results_markdown(s: dict) -> str:
+    c = s["config"]
+    lines = ["# Prompt compression with learned gist vectors", "",
+             f"Frozen base model; per prompt and k, G is trained {c['gist_steps']} Adam steps (lr {c['gist_lr']}) "
+             f"to minimise KL(teacher || student) on that prompt's training continuations, then scored on "
+             f"held-out ones. L = cross-entropy per continuation token (nats), averaged over prompts; "
+             f"R = (L_none - L_gist) / (L_none - L_full); rho = |P| / k; KL = KL(full || condition) per "
+             f"token, nats. KV saved = (|P| - k) positions x n_layer x (K and V) x n_embd values. "
+             f"Regenerate: `python -m studies.gist CONFIG`.", ""]
+    for t in s["tasks"]:
+        m = t["model"]
+        lines += [f"## {t['task']}", "",
+                  f"{t['n_prompts']} prompts of {t['prompt_tokens']:.0f} tokens; {t['train_conts']} train / "
+                  f"{t['eval_conts']} held-out continuations of {t['cont_tokens']} tokens each. Model: "
+                  f"{m['n_layer']} layers x {m['n_embd']} wide, vocab {m['vocab_size']}.", "",
+                  f"Full prompt: L = {t['L_full']:.3f}; no prompt: L = {t['L_none']:.3f} "
+                  f"(KL from full {t['KL_none']:.3f}). Gap L_none - L_full = {t['L_none'] - t['L_full']:.3f} nats"
+                  + (": too small for R to mean much here; read the KL columns instead." if
+                     t['L_none'] - t['L_full'] < 0.02 else "."), "",
+                  "| k | rho = \\|P\\|/k | L_gist | R | KL held-out (init -> trained) | KL train (first -> last) "
+                  "| KV positions saved | KV bytes saved (fp32 / bf16) |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in t["rows"]:
+            lines.append(f"| {r['k']} | {r['rho']:.1f} | {r['L_gist']:.3f} | {r['R']:.3f} | {r['KL_init']:.3f} -> {r['KL']:.3f} | "
+                         f"{r['train_kl_first']:.3f} -> {r['train_kl_last']:.3f} | {r['kv_positions_saved']:.0f} | "
+                         f"{r['kv_bytes_saved_fp32']:,.0f} / {r['kv_bytes_saved_bf16']:,.0f} |")
+        lines.append("")
+    lines += ["![recovery vs compression](recovery_vs_compression.png)", "",
+              f"Total {s['seconds_total']:.0f} s on {s['device']}.", ""]
+    return "\n".join(lines)
+
+
+def plot_recovery(s: dict, path: Path) -> None:
+    plt = _plt()
+    fig, a = plt.subplots(figsize=(6.5, 4.5))
+    for t in s["tasks"]:
+        rho = [r["rho"] for r in t["rows"]]
+        R = [r["R"] for r in t["rows"]]
+        a.plot(rho, R, "o-", label=t["task"].split(":")[0] + f" (|P| = {t['prompt_tokens']:.0f})")
+        for r in t["rows"]:
+            a.annotate(f"k={r['k']}", (r["rho"], r["R"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    a.axhline(1, color="gray", ls=":", lw=1)
+    a.axhline(0, color="gray", ls=":", lw=1)
+    a.set_xscale("log")
+    a.set(xlabel="compression ratio rho = prompt tokens / gist vectors (log scale)",
+          ylabel="recovery R (1 = full prompt, 0 = no prompt)", title="Gist recovery vs compression")
+    a.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path, plt)
+
+
+def main(argv=None) -> int:
+    p = config_parser(GistConfig, "python -m studies.gist",
+                      "Learn k gist vectors that stand in for a long prompt (distillation from the frozen "
+                      "model), and report recovery R, KL, compression and KV-cache saving per k. Writes "
+                      "OUT_DIR/results.md, results.json and recovery_vs_compression.png.")
+    args = vars(p.parse_args(argv))
+    path = args.pop("config")
+    try:
+        cfg = load_study_config(GistConfig, path, args)
+        s = run_study(cfg)
+    except (StudyConfigError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(results_markdown(s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

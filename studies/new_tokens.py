@@ -1,0 +1,664 @@
+"""Study: adding tokens to a trained model.
+
+    python -m studies.new_tokens configs/new-tokens-tiny.toml [--key=value ...]
+
+A tokenizer and GPT trained on one domain (Shakespeare) meet a new one (Python source). We grow
+the vocabulary two ways -- (a) new special tokens, used here as domain tags prefixed to every
+sequence (a learned "prompt" of n_special rows); (b) k new merges learned by continuing BPE on
+the new domain (`tok.extend`), which makes the new text shorter -- then resize the embedding
+table (`GPT.resize_token_embeddings`) and fine-tune on the new domain, training only the new rows,
+all embeddings, or the full model. One factor varies at a time around the default run
+(merges, k = max(ks), init "mean", train "new_rows").
+
+Reported: probability mass on the new tokens at step 0, the step-0 KL on old text against the
+log(1 + n/V) bound (see `step0_old_text`), new-domain bits per byte over fine-tuning, old-domain
+bpb (forgetting), and bytes per token on each domain. Output: OUT/results.md, results.json, *.png.
+
+The base model is trained here with train_gpt.train unless `base_ckpt` names one; it is cached
+in OUT/base and reused while its settings are unchanged.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model.gpt import GPT, GPTConfig
+from studies.freeze import TRAIN_MODES, merge_rows, set_trainable
+
+EOT = "<|endoftext|>"
+
+
+# ------------------------------------------------------------------------------------------------
+# config (shared with studies.gist): a dataclass, TOML keys == field names, --key=value overrides
+
+
+class StudyConfigError(ValueError):
+    pass
+
+
+def load_study_config(cls, path: str | None, overrides: list[str] | dict | None = None):
+    """cls() <- TOML file <- overrides; lists on the command line are comma-separated."""
+    defaults = cls()
+    types = {f.name: type(getattr(defaults, f.name)) for f in fields(cls)}
+    values = {}
+    if path:
+        try:
+            with open(path, "rb") as f:
+                values = tomllib.load(f)
+        except FileNotFoundError:
+            raise StudyConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise StudyConfigError(f"{path}: invalid TOML: {e}") from None
+    if isinstance(overrides, (list, tuple)):
+        pairs = {}
+        for item in overrides:
+            key, eq, value = item.lstrip("-").partition("=")
+            pairs[key.replace("-", "_")] = value if eq else "true"
+        overrides = pairs
+    where = {k: path for k in values}
+    for k, v in (overrides or {}).items():
+        values[k], where[k] = v, "command line"
+    out = {}
+    for key, value in values.items():
+        if key not in types:
+            raise StudyConfigError(f"{where[key]}: unknown key {key!r} (see --help for the list)")
+        out[key] = _coerce(key, value, types[key], getattr(defaults, key), where[key])
+    return cls(**out)
+
+
+def _coerce(key, value, want, default, where):
+    if want is list:
+        item = type(default[0]) if default else str
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise StudyConfigError(f"{where}: {key} must be a list, got {value!r}")
+        return [_coerce(key, v, item, None, where) for v in value]
+    if isinstance(value, str) and want is not str:
+        text = value.strip().lower()
+        try:
+            if want is bool:
+                if text not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return text in ("true", "1", "yes")
+            return want(value)
+        except ValueError:
+            raise StudyConfigError(f"{where}: {key} must be {want.__name__}, got {value!r}") from None
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+        raise StudyConfigError(f"{where}: {key} must be {want.__name__}, got {value!r}")
+    return value
+
+
+def config_parser(cls, prog: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
+    p.add_argument("config", nargs="?", help="TOML file; keys are the options below")
+    for f in fields(cls):
+        default = getattr(cls(), f.name)
+        p.add_argument(f"--{f.name}", dest=f.name, default=argparse.SUPPRESS,
+                       metavar=type(default).__name__.upper(),
+                       help=f"default {default!r}" + (" (comma-separated)" if isinstance(default, list) else ""))
+    return p
+
+
+# ------------------------------------------------------------------------------------------------
+# the base model: trained with train_gpt on the old domain, cached
+
+
+@dataclass
+class BaseSpec:
+    """Everything that decides the base model; a change retrains it."""
+    source: str = "shakespeare"
+    vocab_size: int = 512          # 256 bytes + merges; <|endoftext|> is registered after
+    val_fraction: float = 0.005
+    steps: int = 600
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 128
+    batch_size: int = 16
+    lr: float = 3e-3
+    tie_embeddings: bool = True
+    seed: int = 1337
+    txt_mode: str = "file"
+
+
+def ensure_base(spec: BaseSpec, out_dir: Path, device: str = "cpu", quiet: bool = False) -> Path:
+    """Train tokenizer -> shards -> GPT for `spec` into out_dir unless already there; return ckpt path."""
+    from data.prepare import prepare
+    from data.sources import iter_documents
+    from tokenizer import RegexTokenizer
+    from train_gpt import load_config, train
+
+    out_dir = Path(out_dir)
+    stamp = out_dir / "base.json"
+    ckpt = out_dir / "ckpt.pt"
+    if ckpt.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == asdict(spec):
+        return ckpt
+    out_dir.mkdir(parents=True, exist_ok=True)
+    docs = list(iter_documents(spec.source, txt_mode=spec.txt_mode))
+    tok = RegexTokenizer()
+    tok.train(docs, spec.vocab_size, special_tokens=[EOT])
+    tok.save(str(out_dir / "tok"))
+    prepare(out_dir / "tok.model", [spec.source], out_dir / "shards", val_fraction=spec.val_fraction,
+            txt_mode=spec.txt_mode, workers=1)
+    cfg = load_config(None, dict(
+        data_dir=str(out_dir / "shards"), tokenizer=str(out_dir / "tok.model"), out_dir=str(out_dir),
+        seed=spec.seed, device=device, n_layer=spec.n_layer, n_head=spec.n_head, n_embd=spec.n_embd,
+        block_size=spec.block_size, batch_size=spec.batch_size, max_steps=spec.steps, lr=spec.lr,
+        warmup_steps=max(1, spec.steps // 20), tie_embeddings=spec.tie_embeddings,
+        eval_interval=spec.steps, eval_batches=8, log_interval=max(1, spec.steps // 10),
+        end_sample_tokens=0))
+    if quiet:
+        with open(os.devnull, "w") as null, _redirect(null):
+            train(cfg)
+    else:
+        train(cfg)
+    tmp = stamp.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(spec)))
+    os.replace(tmp, stamp)
+    return ckpt
+
+
+class _redirect:
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        self.old = sys.stdout
+        sys.stdout = self.f
+
+    def __exit__(self, *exc):
+        sys.stdout = self.old
+
+
+def load_base(ckpt_path) -> tuple[GPT, object, dict]:
+    """(model, tokenizer, checkpoint dict) from a train_gpt checkpoint."""
+    from train_gpt import load_checkpoint, load_run_tokenizer
+
+    ck = load_checkpoint(ckpt_path)
+    model = GPT(GPTConfig(**ck["model_config"]))
+    model.load_state_dict(ck["model"])
+    tok = load_run_tokenizer(ck["tokenizer"], ck.get("special_tokens"))
+    return model, tok, ck
+
+
+def val_documents(data_dir) -> list[str]:
+    """The documents of a shard directory's val split, decoded back to text (split on <|endoftext|>)."""
+    from data.shards import read_manifest, read_shard
+    from tokenizer import load
+
+    meta = read_manifest(data_dir)
+    tok = load(meta["tokenizer"]["path"])
+    eot = meta["eot_id"]
+    ids = np.concatenate([np.asarray(read_shard(Path(data_dir) / s)) for s in meta["splits"]["val"]["shards"]])
+    cuts = np.flatnonzero(ids == eot).tolist() + [len(ids)]
+    return [tok.decode(ids[a + 1:b].tolist()) for a, b in zip(cuts, cuts[1:]) if b > a + 1]
+
+
+# ------------------------------------------------------------------------------------------------
+# measuring
+
+
+def token_bytes(tok, n_vocab: int) -> torch.Tensor:
+    """UTF-8 bytes per id (0 for specials): the denominator of bits per byte."""
+    table = torch.zeros(n_vocab, dtype=torch.int64)
+    for i, b in tok.vocab.items():
+        table[i] = len(b)
+    return table
+
+
+def encode_stream(tok, docs: list[str], eot: int) -> torch.Tensor:
+    """One id stream, each document as [eot] + encode_ordinary(doc) (as data.prepare writes it)."""
+    out = []
+    for d in docs:
+        out.append(eot)
+        out.extend(tok.encode_ordinary(d))
+    return torch.tensor(out, dtype=torch.int64)
+
+
+def windows(stream: torch.Tensor, length: int, max_windows: int | None = None) -> torch.Tensor:
+    """Non-overlapping windows [N, length] from the start of the stream (the deterministic val pass)."""
+    n = (len(stream) - 1) // (length - 1)
+    if max_windows:
+        n = min(n, max_windows)
+    if n < 1:
+        raise ValueError(f"text too short: {len(stream)} tokens, need {length} for one window")
+    return torch.stack([stream[i * (length - 1): i * (length - 1) + length] for i in range(n)])
+
+
+def with_prefix(w: torch.Tensor, prefix: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y) from windows w [N, L]: x = prefix + w[:-1], y = no-loss for all but the last prefix slot + w."""
+    n = len(prefix)
+    if n == 0:
+        return w[:, :-1], w[:, 1:]
+    p = torch.tensor(prefix, dtype=w.dtype).expand(w.size(0), n)
+    x = torch.cat([p, w[:, :-1]], dim=1)
+    y = torch.cat([torch.full((w.size(0), n - 1), -1, dtype=w.dtype), w], dim=1)
+    return x, y
+
+
+@torch.no_grad()
+def bpb(model, w: torch.Tensor, tbytes: torch.Tensor, prefix=(), batch_size: int = 16) -> float:
+    """Bits per byte of the windows' targets: summed nats / (ln 2 * summed target bytes)."""
+    model.eval()
+    nats, nbytes = 0.0, 0
+    for i in range(0, len(w), batch_size):
+        x, y = with_prefix(w[i:i + batch_size], list(prefix))
+        logits, _ = model(x)
+        nats += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=-1, reduction="sum").item()
+        nbytes += tbytes[y[y >= 0]].sum().item()
+    return nats / (math.log(2) * nbytes)
+
+
+@torch.no_grad()
+def new_token_mass(model, w: torch.Tensor, old_vocab: int, prefix=(), batch_size: int = 16) -> float:
+    """Mean over positions of the probability the model puts on ids >= old_vocab."""
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(w), batch_size):
+        x, _ = with_prefix(w[i:i + batch_size], list(prefix))
+        probs = model(x)[0].float().softmax(-1)
+        total += probs[..., old_vocab:].sum().item()
+        count += probs.shape[0] * probs.shape[1]
+    return total / count
+
+
+@torch.no_grad()
+def step0_old_text(base: GPT, grown: GPT, w: torch.Tensor, batch_size: int = 16) -> dict:
+    """KL(base || grown) per position on old text (old ids only), and the mass grown puts on new ids.
+
+    Why log(1 + n/V) bounds it for mean init. Old text feeds only old ids, so the hidden state h at
+    every position is unchanged; only the output gains n logits. With mean init each new output
+    row is the mean of the V old rows, so each new logit is the mean of the old logits,
+    zbar = (1/V) sum_i z_i. With Z = sum_i exp(z_i), the old probabilities all shrink by the same
+    factor Z / (Z + n exp(zbar)), so per position
+        KL(base || grown) = log(1 + n exp(zbar) / Z) = -log(1 - q),  q = mass on the new ids,
+    and Jensen (exp is convex) gives exp(zbar) <= (1/V) sum_i exp(z_i) = Z / V, hence
+        KL <= log(1 + n/V)   and   q <= n / (V + n),
+    at every position, so also for the mean; equality only if all old logits are equal. V counts
+    every real old id (specials included, padding excluded: padding logits are -inf). The reverse
+    KL(grown || base) is infinite (base gives the new ids zero probability), so it is not reported.
+    Other inits carry no such guarantee: "zero" gives logit 0, "normal" a random one.
+    """
+    base.eval()
+    grown.eval()
+    old = base.config.vocab_size
+    kl_sum, kl_max, mass, count = 0.0, 0.0, 0.0, 0
+    for i in range(0, len(w), batch_size):
+        x = w[i:i + batch_size, :-1]
+        lp = base(x)[0].float().log_softmax(-1)
+        lq = grown(x)[0].float().log_softmax(-1)
+        kl = (lp.exp() * (lp - lq[..., :old])).sum(-1)
+        kl_sum += kl.sum().item()
+        kl_max = max(kl_max, kl.max().item())
+        mass += lq[..., old:].exp().sum().item()
+        count += kl.numel()
+    return {"kl_old_mean": kl_sum / count, "kl_old_max": kl_max, "mass_new_on_old_text": mass / count}
+
+
+# ------------------------------------------------------------------------------------------------
+# growing the vocabulary
+
+
+def grow(tok, method: str, n: int, new_docs: list[str]):
+    """(new tokenizer, parents {new_id: (a, b)} or None, prefix ids) for `method` with n new tokens."""
+    if method == "merges":
+        new = tok.extend(new_docs, n)
+        parents = {c: ab for ab, c in new.merges.items() if c >= tok.n_vocab}
+        return new, parents, []
+    if method == "special":
+        new = tok.extend([], 0)  # a copy through the public API: same merges, same specials
+        start = tok.n_vocab
+        names = {f"<|domain_{i}|>": start + i for i in range(n)}
+        new.register_special_tokens(names)
+        return new, None, list(names.values())
+    raise ValueError(f"method must be 'merges' or 'special', got {method!r}")
+
+
+def resized(base: GPT, n_vocab: int, init: str, parents=None) -> GPT:
+    model = copy.deepcopy(base)
+    model.resize_token_embeddings(n_vocab, init=init, parents=parents)
+    return model
+
+
+# ------------------------------------------------------------------------------------------------
+# the study
+
+
+@dataclass
+class NewTokensConfig:
+    out_dir: str = "studies/out/new-tokens"
+    seed: int = 1337
+    device: str = "cpu"
+    # base model: an existing train_gpt checkpoint, or trained here from the base_* settings
+    base_ckpt: str = ""
+    base_source: str = "shakespeare"
+    base_txt_mode: str = "file"
+    base_vocab_size: int = 512
+    base_steps: int = 600
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 128
+    base_batch_size: int = 16
+    base_lr: float = 3e-3
+    tie_embeddings: bool = True
+    # new domain
+    new_source: str = "pystdlib"
+    new_txt_mode: str = "file"
+    new_max_chars: int = 2_000_000     # documents taken in hash order until this many characters
+    new_val_fraction: float = 0.05
+    # what is compared
+    ks: list = field(default_factory=lambda: [64, 256, 1024])   # new merges; the largest is the default run
+    inits: list = field(default_factory=lambda: ["mean", "normal", "zero", "parents"])
+    train_modes: list = field(default_factory=lambda: ["new_rows", "embeddings", "full"])
+    n_special: int = 4                 # 0 = skip the special-token run
+    # fine-tuning on the new domain
+    steps: int = 300
+    batch_size: int = 16
+    lr_new_rows: float = 1e-2          # few parameters, tiny model: they take a large lr
+    lr_embeddings: float = 3e-3
+    lr_full: float = 1e-3
+    weight_decay: float = 0.1
+    eval_interval: int = 50
+    eval_windows: int = 64             # val windows per eval, per domain
+
+
+def new_domain_docs(cfg: NewTokensConfig) -> tuple[list[str], list[str]]:
+    """(train, val) documents of the new domain: hash order, capped at new_max_chars."""
+    from data.sources import doc_hash, iter_documents
+
+    # Taken in an order fixed by the text but unrelated to the val split (which also uses doc_hash).
+    docs = sorted(iter_documents(cfg.new_source, txt_mode=cfg.new_txt_mode), key=lambda d: doc_hash("take:" + d))
+    taken, total = [], 0
+    for d in docs:
+        if total >= cfg.new_max_chars:
+            break
+        # At most 1/20 of the budget per document, so no single big file is the whole domain.
+        d = d[:min(cfg.new_max_chars - total, max(1, cfg.new_max_chars // 20))]
+        taken.append(d)
+        total += len(d)
+    is_val = [doc_hash(d) < cfg.new_val_fraction for d in taken]
+    if not any(is_val) and taken:  # a tiny corpus: hold out its smallest-hash document
+        is_val[0] = True
+    val = [d for d, v in zip(taken, is_val) if v]
+    train = [d for d, v in zip(taken, is_val) if not v]
+    if not train:
+        raise StudyConfigError(f"new_source {cfg.new_source!r}: too little text for a train/val split")
+    return train, val
+
+
+def plan(cfg: NewTokensConfig) -> list[dict]:
+    """One factor at a time around the default run (merges, max k, mean, new_rows)."""
+    k = max(cfg.ks)
+    for name, values, allowed in (("inits", cfg.inits, ("mean", "normal", "zero", "parents")),
+                                  ("train_modes", cfg.train_modes, TRAIN_MODES)):
+        bad = [v for v in values if v not in allowed]
+        if bad:
+            raise StudyConfigError(f"{name}: unknown {bad}; choose from {list(allowed)}")
+    runs = [dict(method="merges", n=kk, init="mean", train="new_rows") for kk in sorted(cfg.ks)]
+    runs += [dict(method="merges", n=k, init=i, train="new_rows") for i in cfg.inits if i != "mean"]
+    runs += [dict(method="merges", n=k, init="mean", train=t) for t in cfg.train_modes if t != "new_rows"]
+    if cfg.n_special:
+        runs.append(dict(method="special", n=cfg.n_special, init="mean", train="new_rows"))
+    return runs
+
+
+def finetune(model, run: dict, old_vocab: int, data: dict, cfg: NewTokensConfig) -> list[dict]:
+    """Train on the new domain as `run` says; evaluate both domains every eval_interval steps."""
+    lr = {"new_rows": cfg.lr_new_rows, "embeddings": cfg.lr_embeddings, "full": cfg.lr_full}[run["train"]]
+    params = set_trainable(model, run["train"], old_vocab)
+    decay = [p for p in params if p.dim() >= 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+                            lr=lr, betas=(0.9, 0.95))
+    g = torch.Generator().manual_seed(cfg.seed)
+    stream, prefix = data["train"], data["prefix"]
+    length = cfg.block_size + 1 - len(prefix)
+    curve = []
+
+    def evaluate(step):
+        curve.append({"step": step,
+                      "new_bpb": bpb(model, data["new_val"], data["tbytes"], prefix),
+                      "old_bpb": bpb(model, data["old_val"], data["tbytes"])})
+
+    evaluate(0)
+    for step in range(1, cfg.steps + 1):
+        model.train()
+        starts = torch.randint(0, len(stream) - length, (cfg.batch_size,), generator=g)
+        w = torch.stack([stream[s:s + length] for s in starts.tolist()])
+        x, y = with_prefix(w, prefix)
+        for grp in opt.param_groups:  # short linear warmup, then constant
+            grp["lr"] = lr * min(1.0, step / max(1, cfg.steps // 10))
+        _, loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if step % cfg.eval_interval == 0 or step == cfg.steps:
+            evaluate(step)
+    merge_rows(model)
+    return curve
+
+
+def run_study(cfg: NewTokensConfig, progress: bool = True) -> dict:
+    from train_gpt import pick_device
+
+    t_start = time.perf_counter()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(cfg.device)
+    if cfg.base_ckpt:
+        ckpt = Path(cfg.base_ckpt)
+    else:
+        spec = BaseSpec(source=cfg.base_source, vocab_size=cfg.base_vocab_size, steps=cfg.base_steps,
+                        n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, block_size=cfg.block_size,
+                        batch_size=cfg.base_batch_size, lr=cfg.base_lr, tie_embeddings=cfg.tie_embeddings,
+                        seed=cfg.seed, txt_mode=cfg.base_txt_mode)
+        ckpt = ensure_base(spec, out / "base", device, quiet=not progress)
+    t_base = time.perf_counter() - t_start
+    base, tok, ck = load_base(ckpt)
+    base.to(device)
+    eot = tok.special_tokens[EOT]
+    V = base.config.vocab_size
+    T = base.config.block_size
+    old_docs = val_documents(ck["config"]["data_dir"])
+    new_train, new_val = new_domain_docs(cfg)
+
+    # Old text in the old tokenizer: where the step-0 bound applies (identical inputs).
+    old_val_oldtok = windows(encode_stream(tok, old_docs, eot), T + 1, cfg.eval_windows)
+    base_new_bpb = bpb(base, windows(encode_stream(tok, new_val, eot), T + 1, cfg.eval_windows),
+                       token_bytes(tok, V))
+    base_old_bpb = bpb(base, old_val_oldtok, token_bytes(tok, V))
+
+    def bytes_per_token(t, docs):
+        return sum(len(d.encode()) for d in docs) / sum(len(t.encode_ordinary(d)) for d in docs)
+
+    bpt_new_base, bpt_old_base = bytes_per_token(tok, new_val), bytes_per_token(tok, old_docs)
+    torch.manual_seed(cfg.seed)
+    results, grown_cache = [], {}
+    runs = plan(cfg)
+    try:
+        from tqdm import tqdm
+        bar = tqdm(runs, desc="runs", disable=not progress)
+    except ImportError:
+        bar = runs
+    for run in bar:
+        t0 = time.perf_counter()
+        key = (run["method"], run["n"])
+        if key not in grown_cache:
+            grown_cache[key] = grow(tok, run["method"], run["n"], new_train)
+        new_tok, parents, prefix = grown_cache[key]
+        if run["init"] == "parents" and parents is None:
+            continue
+        n_new = new_tok.n_vocab - V
+        model = resized(base, new_tok.n_vocab, run["init"], parents).to(device)
+        tb = token_bytes(new_tok, new_tok.n_vocab)
+        data = {"train": encode_stream(new_tok, new_train, eot), "prefix": prefix, "tbytes": tb,
+                "new_val": windows(encode_stream(new_tok, new_val, eot), T + 1 - len(prefix), cfg.eval_windows),
+                "old_val": windows(encode_stream(new_tok, old_docs, eot), T + 1, cfg.eval_windows)}
+        step0 = step0_old_text(base, model, old_val_oldtok)
+        step0["mass_new_on_new_text"] = new_token_mass(model, data["new_val"], V, prefix)
+        before = model.transformer.wte.weight[:V].clone()
+        before_head = model.lm_head.weight[:V].clone()
+        curve = finetune(model, run, V, data, cfg)
+        old_rows_identical = (torch.equal(before, model.transformer.wte.weight[:V])
+                              and torch.equal(before_head, model.lm_head.weight[:V]))
+        results.append({
+            **run, "n_new": n_new, "old_vocab": V, "bound_kl": math.log(1 + n_new / V),
+            "bound_mass": n_new / (V + n_new), **step0, "curve": curve,
+            "new_bpb_final": curve[-1]["new_bpb"], "old_bpb_final": curve[-1]["old_bpb"],
+            "bytes_per_token_new": bytes_per_token(new_tok, new_val),
+            "bytes_per_token_old": bytes_per_token(new_tok, old_docs),
+            "old_rows_identical": old_rows_identical, "tied": model.lm_head.weight is model.transformer.wte.weight,
+            "seconds": time.perf_counter() - t0})
+    summary = {"config": asdict(cfg), "base_ckpt": str(ckpt), "old_vocab": V, "device": device,
+               "base_new_bpb": base_new_bpb, "base_old_bpb": base_old_bpb,
+               "bytes_per_token_new_base": bpt_new_base, "bytes_per_token_old_base": bpt_old_base,
+               "new_train_chars": sum(map(len, new_train)), "new_val_chars": sum(map(len, new_val)),
+               "old_val_chars": sum(map(len, old_docs)), "runs": results,
+               "seconds_base": t_base, "seconds_total": time.perf_counter() - t_start}
+    write_outputs(summary, out)
+    return summary
+
+
+# ------------------------------------------------------------------------------------------------
+# outputs
+
+
+def run_label(r: dict) -> str:
+    what = f"k={r['n']} merges" if r["method"] == "merges" else f"{r['n']} special tags"
+    return f"{what}, {r['init']}, {r['train']}"
+
+
+def write_outputs(s: dict, out: Path) -> None:
+    _atomic_text(out / "results.json", json.dumps(s, indent=1))
+    plot_curves(s, out / "bpb_curves.png")
+    plot_ks(s, out / "k_sweep.png")
+    _atomic_text(out / "results.md", results_markdown(s))
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def results_markdown(s: dict) -> str:
+    c = s["config"]
+    lines = [
+        "# Adding tokens to a trained model", "",
+        f"Base: `{s['base_ckpt']}` (vocab V = {s['old_vocab']}, trained on `{c['base_source']}`); "
+        f"new domain `{c['new_source']}` ({s['new_train_chars']:,} train / {s['new_val_chars']:,} val chars); "
+        f"old-domain val {s['old_val_chars']:,} chars. Fine-tuning: {c['steps']} steps x {c['batch_size']} x "
+        f"{c['block_size']} tokens on {s['device']}. Regenerate: `python -m studies.new_tokens CONFIG`.", "",
+        f"Base model before any change: new-domain {s['base_new_bpb']:.3f} bpb, old-domain {s['base_old_bpb']:.3f} bpb; "
+        f"bytes/token {s['bytes_per_token_new_base']:.3f} (new), {s['bytes_per_token_old_base']:.3f} (old).", "",
+        "## Step 0 (just after resizing, before any training)", "",
+        "KL(base || grown) is per position on old-domain text in the old tokenizer (inputs identical), "
+        "in nats; the bound log(1 + n/V) holds for mean init (derivation in `step0_old_text`). "
+        "Mass = mean probability on the n new ids.", "",
+        "| run | n | KL old text (mean / max) | bound log(1+n/V) | mass on new, old text | bound n/(V+n) "
+        "| mass on new, new text |",
+        "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in s["runs"]:
+        lines.append(f"| {run_label(r)} | {r['n_new']} | {r['kl_old_mean']:.2e} / {r['kl_old_max']:.2e} | "
+                     f"{r['bound_kl']:.2e} | {r['mass_new_on_old_text']:.2e} | {r['bound_mass']:.2e} | "
+                     f"{r['mass_new_on_new_text']:.2e} |")
+    lines += ["", "## After fine-tuning on the new domain", "",
+              "bpb = bits per UTF-8 byte on held-out text (lower is better); forgetting = old-domain bpb "
+              "change from step 0. Old rows identical: every pre-existing embedding row (and lm_head row) "
+              "is bit-for-bit unchanged (torch.equal).", "",
+              "| run | bytes/token new (base -> grown) | new bpb step 0 -> end | old bpb step 0 -> end "
+              "| old rows identical | tied | s |",
+              "|---|---:|---:|---:|:-:|:-:|---:|"]
+    for r in s["runs"]:
+        c0, c1 = r["curve"][0], r["curve"][-1]
+        lines.append(f"| {run_label(r)} | {s['bytes_per_token_new_base']:.3f} -> {r['bytes_per_token_new']:.3f} | "
+                     f"{c0['new_bpb']:.3f} -> {c1['new_bpb']:.3f} | {c0['old_bpb']:.3f} -> {c1['old_bpb']:.3f} "
+                     f"({c1['old_bpb'] - c0['old_bpb']:+.3f}) | {'yes' if r['old_rows_identical'] else 'no'} | "
+                     f"{'yes' if r['tied'] else 'no'} | {r['seconds']:.0f} |")
+    lines += ["", "![bpb over fine-tuning](bpb_curves.png)", "", "![k sweep](k_sweep.png)", "",
+              f"Total {s['seconds_total']:.0f} s (base model {s['seconds_base']:.0f} s).", ""]
+    return "\n".join(lines)
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_curves(s: dict, path: Path) -> None:
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for r in s["runs"]:
+        steps = [p["step"] for p in r["curve"]]
+        a.plot(steps, [p["new_bpb"] for p in r["curve"]], marker=".", label=run_label(r))
+        b.plot(steps, [p["old_bpb"] for p in r["curve"]], marker=".", label=run_label(r))
+    a.axhline(s["base_new_bpb"], color="gray", ls=":", label="base model, base tokenizer")
+    b.axhline(s["base_old_bpb"], color="gray", ls=":", label="base model, base tokenizer")
+    a.set(title="new domain (learning)", xlabel="fine-tuning step", ylabel="val bits per byte")
+    b.set(title="old domain (forgetting)", xlabel="fine-tuning step", ylabel="val bits per byte")
+    a.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path, plt)
+
+
+def plot_ks(s: dict, path: Path) -> None:
+    plt = _plt()
+    rs = sorted((r for r in s["runs"] if r["method"] == "merges" and r["init"] == "mean"
+                 and r["train"] == "new_rows"), key=lambda r: r["n"])
+    fig, a = plt.subplots(figsize=(6, 4.5))
+    ks = [0] + [r["n"] for r in rs]
+    a.plot(ks, [s["bytes_per_token_new_base"]] + [r["bytes_per_token_new"] for r in rs], "o-", color="C0")
+    a.set(xlabel="new merges k", ylabel="new-domain bytes per token", title="k sweep (mean init, new rows only)")
+    a.yaxis.label.set_color("C0")
+    b = a.twinx()
+    b.plot(ks, [s["base_new_bpb"]] + [r["new_bpb_final"] for r in rs], "s--", color="C1")
+    b.set_ylabel("new-domain val bits per byte after fine-tuning", color="C1")
+    fig.tight_layout()
+    _save(fig, path, plt)
+
+
+def _save(fig, path: Path, plt) -> None:
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    p = config_parser(NewTokensConfig, "python -m studies.new_tokens",
+                      "Grow a trained model's vocabulary (new merges or special tokens), fine-tune on a new "
+                      "domain, and report step-0 effects, learning, forgetting and compression. Writes "
+                      "OUT_DIR/results.md, results.json and plots.")
+    args = vars(p.parse_args(argv))
+    path = args.pop("config")
+    try:
+        cfg = load_study_config(NewTokensConfig, path, args)
+        s = run_study(cfg)
+    except (StudyConfigError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(results_markdown(s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
