@@ -92,8 +92,39 @@ class ConfigError(ValueError):
     pass
 
 
-def _coerce(key: str, value, want: type, where: str):
-    """Check a TOML value, or parse a command-line string, into the field's type."""
+def parse_overrides(items) -> dict[str, str]:
+    """["--key=value", "--flag", ...] -> {"key": "value", "flag": "true"}; dashes in keys become "_"."""
+    pairs = {}
+    for item in items:
+        key, eq, value = item.lstrip("-").partition("=")
+        pairs[key.replace("-", "_")] = value if eq else "true"
+    return pairs
+
+
+def read_toml(path, error=ConfigError) -> dict:
+    """The TOML file's top-level table; a missing file or bad TOML raises `error` naming the file."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise error(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{path}: invalid TOML: {e}") from None
+
+
+def coerce(key: str, value, default, where: str, error=ConfigError):
+    """Check a TOML value, or parse a command-line string, into the type of the key's default.
+
+    A list default takes a TOML array or a comma-separated string, its items the type of
+    default[0] (str if empty). An int may be written 2e6 on the command line: budgets are big.
+    """
+    want = type(default)
+    if want is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise error(f"{where}: {key} must be a list, got {value!r}")
+        return [coerce(key, v, default[0] if default else "", where, error) for v in value]
     if isinstance(value, str) and want is not str:
         text = value.strip().lower()
         try:
@@ -101,14 +132,39 @@ def _coerce(key: str, value, want: type, where: str):
                 if text not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError
                 return text in ("true", "1", "yes")
+            if want is int and not text.lstrip("+-").isdigit():
+                number = float(text)
+                if not number.is_integer():  # 2e6 is an int, 1.5 is not
+                    raise ValueError
+                return int(number)
             return want(value)
         except ValueError:
-            raise ConfigError(f"{where}: {key} must be {want.__name__}, got {value!r}") from None
+            raise error(f"{where}: {key} must be {want.__name__}, got {value!r}") from None
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-        raise ConfigError(f"{where}: {key} must be {want.__name__}, got {value!r}")
+        raise error(f"{where}: {key} must be {want.__name__}, got {value!r}")
     return value
+
+
+def load_dataclass(cls, path=None, overrides=None, *, error=ConfigError,
+                   help_cmd="python train_gpt.py --help"):
+    """cls() <- TOML file <- overrides ({key: value} or ["--key=value", ...]), each value checked
+    against the type of its field's default. The studies load their own config classes with it."""
+    defaults = cls()
+    known = {f.name for f in fields(cls)}
+    values = {}
+    for key, value in (read_toml(path, error) if path else {}).items():
+        if key not in known:
+            raise error(f"{path}: unknown key {key!r} (run `{help_cmd}` for the list)")
+        values[key] = coerce(key, value, getattr(defaults, key), str(path), error)
+    if isinstance(overrides, (list, tuple)):
+        overrides = parse_overrides(overrides)
+    for key, value in (overrides or {}).items():
+        if key not in known:
+            raise error(f"unknown config key {key!r} (run `{help_cmd}` for the list)")
+        values[key] = coerce(key, value, getattr(defaults, key), "command line", error)
+    return cls(**values)
 
 
 def field_types() -> dict[str, type]:
@@ -119,31 +175,7 @@ def field_types() -> dict[str, type]:
 
 def load_config(path: str | None = None, overrides: dict | list | None = None) -> TrainConfig:
     """TrainConfig from defaults <- TOML file <- overrides ({key: value} or ["--key=value", ...])."""
-    types = field_types()
-    values = {}
-    if path:
-        try:
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: invalid TOML: {e}") from None
-        for key, value in data.items():
-            if key not in types:
-                raise ConfigError(f"{path}: unknown key {key!r} (run `python train_gpt.py --help` for the list)")
-            values[key] = _coerce(key, value, types[key], path)
-    if isinstance(overrides, (list, tuple)):
-        pairs = {}
-        for item in overrides:
-            key, eq, value = item.lstrip("-").partition("=")
-            pairs[key.replace("-", "_")] = value if eq else "true"
-        overrides = pairs
-    for key, value in (overrides or {}).items():
-        if key not in types:
-            raise ConfigError(f"unknown config key {key!r} (run `python train_gpt.py --help` for the list)")
-        values[key] = _coerce(key, value, types[key], "command line")
-    cfg = TrainConfig(**values)
+    cfg = load_dataclass(TrainConfig, path, overrides)
     if cfg.schedule not in ("cosine", "linear"):
         raise ConfigError(f"schedule must be 'cosine' or 'linear', got {cfg.schedule!r}")
     if cfg.eval_interval < 1 or cfg.log_interval < 1:
@@ -542,19 +574,24 @@ def _finish(log_file, wandb_run):
 # command line
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description="Train a GPT on data.prepare shards; prints val bits per byte. Every config key can "
-                    "be set in the TOML file or overridden here as --key=value (booleans: --key or --key=false).",
-        allow_abbrev=False)
-    p.add_argument("config", nargs="?", help="TOML config file (e.g. configs/tiny.toml)")
-    defaults = TrainConfig()
-    for name, typ in field_types().items():
-        kind = typ.__name__
-        p.add_argument(f"--{name}", dest=name, metavar=kind.upper(), nargs="?" if kind == "bool" else None,
+def config_parser(cls, description: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """A parser with an optional TOML path and one --key option per field of the dataclass `cls`."""
+    p = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
+    p.add_argument("config", nargs="?", help="TOML config file; its keys are the options below")
+    defaults = cls()
+    for f in fields(cls):
+        default = getattr(defaults, f.name)
+        kind = type(default).__name__
+        p.add_argument(f"--{f.name}", dest=f.name, metavar=kind.upper(), nargs="?" if kind == "bool" else None,
                        const="true" if kind == "bool" else None, default=argparse.SUPPRESS,
-                       help=f"({kind}, default {getattr(defaults, name)!r})")
+                       help=f"({kind}, default {default!r})" + ("; comma-separated" if kind == "list" else ""))
     return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return config_parser(TrainConfig, "Train a GPT on data.prepare shards; prints val bits per byte. Every config "
+                         "key can be set in the TOML file or overridden here as --key=value (booleans: --key or "
+                         "--key=false).")
 
 
 def main(argv=None) -> int:

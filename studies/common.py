@@ -1,4 +1,5 @@
-"""Helpers the studies share: a three-way document split, cached shard preparation, plots.
+"""Helpers the studies share: config loading and the command line, a three-way document split,
+cached shard preparation, atomic writes, plots and tables.
 
 Why split by document, three ways. A study that trains a tokenizer and a model must keep three
 texts apart: the tokenizer's training text (or the vocabulary would have memorised the val
@@ -11,10 +12,10 @@ their hashes can be reused by any rerun that asks for the same thing.
 """
 import hashlib
 import json
-import os
-import tempfile
+import sys
 from pathlib import Path
 
+from data import atomic_writer
 from data.sources import doc_hash
 
 PARTS = ("tokenizer", "train", "val")
@@ -22,6 +23,31 @@ PARTS = ("tokenizer", "train", "val")
 
 class StudyError(ValueError):
     """A study cannot run as configured; the message says what to change."""
+
+
+# ---------------------------------------------------------------------------------- config
+
+def load_study_config(cls, path=None, overrides=None):
+    """cls() <- TOML file <- overrides, by train_gpt's rules (TOML keys == field names, lists
+    comma-separated on the command line); errors are StudyErrors."""
+    from train_gpt import load_dataclass
+
+    return load_dataclass(cls, path, overrides, error=StudyError, help_cmd="--help")
+
+
+def study_main(argv, cls, run_study, results_markdown, prog, description):
+    """The command line of a study whose settings are one dataclass: parse, run, print results.md."""
+    from train_gpt import config_parser
+
+    args = vars(config_parser(cls, description, prog).parse_args(argv))
+    path = args.pop("config")
+    try:
+        summary = run_study(load_study_config(cls, path, args))
+    except (FileNotFoundError, ValueError) as e:  # StudyError and train_gpt's ConfigError included
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(results_markdown(summary))
+    return 0
 
 
 # ---------------------------------------------------------------------------------- the split
@@ -83,17 +109,11 @@ def file_sha256(path):
 # ---------------------------------------------------------------------------------- atomic writes
 
 def atomic_write_text(path, text):
-    """Readers see the old file or the new one, never half of one (temp file + os.replace)."""
+    """Readers see the old file or the new one, never half of one (data.atomic_writer)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as f:
+        f.write(text.encode("utf-8"))
     return path
 
 
@@ -141,11 +161,7 @@ def line_plot(path, series, *, xlabel, ylabel, title, log2_x=False, log_x=False,
     log2_x: a log2 axis ticked at the data's x values (vocabulary sizes); log_x: plain log10.
     point_labels: text beside each point of the first series (e.g. "V=1024").
     """
-    import matplotlib
-    matplotlib.use("Agg")  # files only: no display on servers and CI
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    fig, ax = pyplot().subplots(figsize=(6.4, 4.2), dpi=120)
     for label, (xs, ys, yerr) in series.items():
         ax.errorbar(xs, ys, yerr=yerr, marker="o", capsize=3, label=label)
     if log2_x:
@@ -169,13 +185,24 @@ def line_plot(path, series, *, xlabel, ylabel, title, log2_x=False, log_x=False,
         ax.legend()
     if note:
         fig.text(0.01, 0.01, note, fontsize=7, color="gray")
+    return save_figure(fig, path)
+
+
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend: no display on servers and CI."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path, dpi=None):
+    """Lay out, write `fig` as a PNG atomically, and free it."""
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    with atomic_writer(path) as f:
+        fig.savefig(f, format="png", dpi=dpi)
+    pyplot().close(fig)
+    return Path(path)
 
 
 def _short(x):

@@ -37,8 +37,8 @@ class SplitRows(nn.Module):
         return torch.cat([self.below, self.new, self.above])
 
 
-class SplitEmbedding(nn.Module):
-    """Drop-in for nn.Embedding whose table is a SplitRows."""
+class _SplitTable(nn.Module):
+    """A module whose `weight` is a SplitRows' table, for code that reads `.weight` (tying, init)."""
 
     def __init__(self, rows: SplitRows):
         super().__init__()
@@ -47,21 +47,17 @@ class SplitEmbedding(nn.Module):
     @property
     def weight(self) -> torch.Tensor:
         return self.rows.table()
+
+
+class SplitEmbedding(_SplitTable):
+    """Drop-in for nn.Embedding whose table is a SplitRows."""
 
     def forward(self, idx):
         return F.embedding(idx, self.rows.table())
 
 
-class SplitLinear(nn.Module):
+class SplitLinear(_SplitTable):
     """Drop-in for a bias-free nn.Linear (the lm_head) whose weight is a SplitRows."""
-
-    def __init__(self, rows: SplitRows):
-        super().__init__()
-        self.rows = rows
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.rows.table()
 
     def forward(self, x):
         return F.linear(x, self.rows.table())

@@ -35,8 +35,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from studies.new_tokens import (EOT, BaseSpec, StudyConfigError, _atomic_text, _plt, _save, config_parser,
-                                ensure_base, load_base, load_study_config)
+from studies.base_model import EOT, base_spec, ensure_base, load_base
+from studies.common import StudyError, atomic_write_text, pyplot, save_figure, study_main
 
 
 @dataclass
@@ -92,7 +92,7 @@ def synthetic_example(rng: random.Random, cfg: GistConfig, facts=None) -> tuple[
     models learn early in training.
     """
     if cfg.syn_keys > 26 or cfg.syn_values > 26 or cfg.syn_facts > cfg.syn_keys:
-        raise StudyConfigError("syn_keys and syn_values must be <= 26 and syn_facts <= syn_keys")
+        raise StudyError("syn_keys and syn_values must be <= 26 and syn_facts <= syn_keys")
     if facts is None:
         keys = rng.sample("abcdefghijklmnopqrstuvwxyz"[:cfg.syn_keys], cfg.syn_facts)
         facts = [(k, rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:cfg.syn_values])) for k in keys]
@@ -107,8 +107,7 @@ def write_synthetic_corpus(cfg: GistConfig, path: Path) -> None:
     for _ in range(cfg.syn_docs):
         (p, x), _ = synthetic_example(rng, cfg)
         docs.append(p + x)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_text(path, EOT.join(docs))
+    atomic_write_text(path, EOT.join(docs))
 
 
 def synthetic_prompts(cfg: GistConfig, tok) -> list[dict]:
@@ -126,7 +125,7 @@ def synthetic_prompts(cfg: GistConfig, tok) -> list[dict]:
         conts = sorted(conts)
         rng.shuffle(conts)
         if len(conts) < 2:
-            raise StudyConfigError("synthetic task too small for distinct continuations; raise syn_facts")
+            raise StudyError("synthetic task too small for distinct continuations; raise syn_facts")
         n_eval = min(cfg.eval_conts, len(conts) // 2)
         out.append({"prompt": tok.encode_ordinary(p), "prompt_text": p,
                     "train": [tok.encode_ordinary(c) for c in conts[n_eval:]],
@@ -136,17 +135,14 @@ def synthetic_prompts(cfg: GistConfig, tok) -> list[dict]:
 
 def synthetic_base(cfg: GistConfig, out: Path, device: str, quiet: bool) -> Path:
     corpus = out / "synthetic" / "facts.txt"
-    spec = BaseSpec(source=str(corpus), vocab_size=256, steps=cfg.syn_steps, n_layer=cfg.syn_n_layer,
-                    n_head=cfg.syn_n_head, n_embd=cfg.syn_n_embd, block_size=cfg.syn_block_size,
-                    batch_size=cfg.syn_batch_size, lr=cfg.syn_lr, seed=cfg.seed, txt_mode="separator",
-                    val_fraction=0.01)
+    spec = base_spec(cfg, "syn_", source=str(corpus), vocab_size=256, txt_mode="separator", val_fraction=0.01)
     # vocab 256 = bytes only: every fact is exactly 3 tokens ("cQ "), so the task is the same
     # for any tokenizer and the model has to look the value up, not memorise a merged token.
     stamp = out / "synthetic" / "corpus.json"
     want = {k: getattr(cfg, k) for k in ("seed", "syn_keys", "syn_values", "syn_facts", "syn_docs")}
     if not (corpus.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == want):
         write_synthetic_corpus(cfg, corpus)
-        _atomic_text(stamp, json.dumps(want))
+        atomic_write_text(stamp, json.dumps(want))
         (out / "synthetic" / "base" / "base.json").unlink(missing_ok=True)  # new corpus: retrain
     return ensure_base(spec, out / "synthetic" / "base", device, quiet=quiet)
 
@@ -173,7 +169,7 @@ def real_prompts(cfg: GistConfig, tok, source_docs: list[str]) -> list[dict]:
         out.append({"prompt": ids[:L], "prompt_text": tok.decode(ids[:L]),
                     "train": conts[n_eval:], "eval": conts[:n_eval]})
     if not out:
-        raise StudyConfigError(f"real_source {cfg.real_source!r}: no document long enough for a "
+        raise StudyError(f"real_source {cfg.real_source!r}: no document long enough for a "
                                f"{L}-token prompt and {m}-token continuations")
     return out
 
@@ -296,7 +292,7 @@ def run_study(cfg: GistConfig, progress: bool = True) -> dict:
     from train_gpt import pick_device
 
     if not cfg.ks or any(k < 1 for k in cfg.ks):
-        raise StudyConfigError(f"ks must be positive integers, got {cfg.ks}")
+        raise StudyError(f"ks must be positive integers, got {cfg.ks}")
     t0 = time.perf_counter()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -310,19 +306,17 @@ def run_study(cfg: GistConfig, progress: bool = True) -> dict:
         if cfg.real_base_ckpt:
             ckpt = Path(cfg.real_base_ckpt)
         else:
-            spec = BaseSpec(source=cfg.real_source, vocab_size=cfg.real_vocab_size, steps=cfg.real_steps,
-                            n_layer=cfg.real_n_layer, n_head=cfg.real_n_head, n_embd=cfg.real_n_embd,
-                            block_size=cfg.real_block_size, seed=cfg.seed)
-            ckpt = ensure_base(spec, Path(cfg.real_base_dir or out / "real_base"), device, quiet=not progress)
+            ckpt = ensure_base(base_spec(cfg, "real_"), Path(cfg.real_base_dir or out / "real_base"), device,
+                               quiet=not progress)
         model, tok, _ = load_base(ckpt)
         model.to(device)
         docs = list(iter_documents(cfg.real_source))
         tasks.append(run_task(f"real: opening of a {cfg.real_source} document -> later passages", model,
                               tok.special_tokens[EOT], real_prompts(cfg, tok, docs), cfg, progress))
     s = {"config": asdict(cfg), "device": device, "tasks": tasks, "seconds_total": time.perf_counter() - t0}
-    _atomic_text(out / "results.json", json.dumps(s, indent=1))
+    atomic_write_text(out / "results.json", json.dumps(s, indent=1))
     plot_recovery(s, out / "recovery_vs_compression.png")
-    _atomic_text(out / "results.md", results_markdown(s))
+    atomic_write_text(out / "results.md", results_markdown(s))
     return s
 
 
@@ -363,8 +357,7 @@ def results_markdown(s: dict) -> str:
 
 
 def plot_recovery(s: dict, path: Path) -> None:
-    plt = _plt()
-    fig, a = plt.subplots(figsize=(6.5, 4.5))
+    fig, a = pyplot().subplots(figsize=(6.5, 4.5))
     for t in s["tasks"]:
         rho = [r["rho"] for r in t["rows"]]
         R = [r["R"] for r in t["rows"]]
@@ -377,25 +370,14 @@ def plot_recovery(s: dict, path: Path) -> None:
     a.set(xlabel="compression ratio rho = prompt tokens / gist vectors (log scale)",
           ylabel="recovery R (1 = full prompt, 0 = no prompt)", title="Gist recovery vs compression")
     a.legend(fontsize=8)
-    fig.tight_layout()
-    _save(fig, path, plt)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None) -> int:
-    p = config_parser(GistConfig, "python -m studies.gist",
+    return study_main(argv, GistConfig, run_study, results_markdown, "python -m studies.gist",
                       "Learn k gist vectors that stand in for a long prompt (distillation from the frozen "
                       "model), and report recovery R, KL, compression and KV-cache saving per k. Writes "
                       "OUT_DIR/results.md, results.json and recovery_vs_compression.png.")
-    args = vars(p.parse_args(argv))
-    path = args.pop("config")
-    try:
-        cfg = load_study_config(GistConfig, path, args)
-        s = run_study(cfg)
-    except (StudyConfigError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(results_markdown(s))
-    return 0
 
 
 if __name__ == "__main__":

@@ -19,181 +19,26 @@ in OUT/base and reused while its settings are unchanged.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
-import os
 import sys
 import time
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.gpt import GPT, GPTConfig
+from model.gpt import GPT
+from studies.base_model import EOT, base_spec, ensure_base, load_base
+from studies.common import StudyError, atomic_write_text, pyplot, save_figure, study_main
 from studies.freeze import TRAIN_MODES, merge_rows, set_trainable
 
-EOT = "<|endoftext|>"
-
 
 # ------------------------------------------------------------------------------------------------
-# config (shared with studies.gist): a dataclass, TOML keys == field names, --key=value overrides
-
-
-class StudyConfigError(ValueError):
-    pass
-
-
-def load_study_config(cls, path: str | None, overrides: list[str] | dict | None = None):
-    """cls() <- TOML file <- overrides; lists on the command line are comma-separated."""
-    defaults = cls()
-    types = {f.name: type(getattr(defaults, f.name)) for f in fields(cls)}
-    values = {}
-    if path:
-        try:
-            with open(path, "rb") as f:
-                values = tomllib.load(f)
-        except FileNotFoundError:
-            raise StudyConfigError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise StudyConfigError(f"{path}: invalid TOML: {e}") from None
-    if isinstance(overrides, (list, tuple)):
-        pairs = {}
-        for item in overrides:
-            key, eq, value = item.lstrip("-").partition("=")
-            pairs[key.replace("-", "_")] = value if eq else "true"
-        overrides = pairs
-    where = {k: path for k in values}
-    for k, v in (overrides or {}).items():
-        values[k], where[k] = v, "command line"
-    out = {}
-    for key, value in values.items():
-        if key not in types:
-            raise StudyConfigError(f"{where[key]}: unknown key {key!r} (see --help for the list)")
-        out[key] = _coerce(key, value, types[key], getattr(defaults, key), where[key])
-    return cls(**out)
-
-
-def _coerce(key, value, want, default, where):
-    if want is list:
-        item = type(default[0]) if default else str
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
-        if not isinstance(value, list):
-            raise StudyConfigError(f"{where}: {key} must be a list, got {value!r}")
-        return [_coerce(key, v, item, None, where) for v in value]
-    if isinstance(value, str) and want is not str:
-        text = value.strip().lower()
-        try:
-            if want is bool:
-                if text not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                return text in ("true", "1", "yes")
-            return want(value)
-        except ValueError:
-            raise StudyConfigError(f"{where}: {key} must be {want.__name__}, got {value!r}") from None
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-        raise StudyConfigError(f"{where}: {key} must be {want.__name__}, got {value!r}")
-    return value
-
-
-def config_parser(cls, prog: str, description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
-    p.add_argument("config", nargs="?", help="TOML file; keys are the options below")
-    for f in fields(cls):
-        default = getattr(cls(), f.name)
-        p.add_argument(f"--{f.name}", dest=f.name, default=argparse.SUPPRESS,
-                       metavar=type(default).__name__.upper(),
-                       help=f"default {default!r}" + (" (comma-separated)" if isinstance(default, list) else ""))
-    return p
-
-
-# ------------------------------------------------------------------------------------------------
-# the base model: trained with train_gpt on the old domain, cached
-
-
-@dataclass
-class BaseSpec:
-    """Everything that decides the base model; a change retrains it."""
-    source: str = "shakespeare"
-    vocab_size: int = 512          # 256 bytes + merges; <|endoftext|> is registered after
-    val_fraction: float = 0.005
-    steps: int = 600
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    block_size: int = 128
-    batch_size: int = 16
-    lr: float = 3e-3
-    tie_embeddings: bool = True
-    seed: int = 1337
-    txt_mode: str = "file"
-
-
-def ensure_base(spec: BaseSpec, out_dir: Path, device: str = "cpu", quiet: bool = False) -> Path:
-    """Train tokenizer -> shards -> GPT for `spec` into out_dir unless already there; return ckpt path."""
-    from data.prepare import prepare
-    from data.sources import iter_documents
-    from tokenizer import RegexTokenizer
-    from train_gpt import load_config, train
-
-    out_dir = Path(out_dir)
-    stamp = out_dir / "base.json"
-    ckpt = out_dir / "ckpt.pt"
-    if ckpt.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == asdict(spec):
-        return ckpt
-    out_dir.mkdir(parents=True, exist_ok=True)
-    docs = list(iter_documents(spec.source, txt_mode=spec.txt_mode))
-    tok = RegexTokenizer()
-    tok.train(docs, spec.vocab_size, special_tokens=[EOT])
-    tok.save(str(out_dir / "tok"))
-    prepare(out_dir / "tok.model", [spec.source], out_dir / "shards", val_fraction=spec.val_fraction,
-            txt_mode=spec.txt_mode, workers=1)
-    cfg = load_config(None, dict(
-        data_dir=str(out_dir / "shards"), tokenizer=str(out_dir / "tok.model"), out_dir=str(out_dir),
-        seed=spec.seed, device=device, n_layer=spec.n_layer, n_head=spec.n_head, n_embd=spec.n_embd,
-        block_size=spec.block_size, batch_size=spec.batch_size, max_steps=spec.steps, lr=spec.lr,
-        warmup_steps=max(1, spec.steps // 20), tie_embeddings=spec.tie_embeddings,
-        eval_interval=spec.steps, eval_batches=8, log_interval=max(1, spec.steps // 10),
-        end_sample_tokens=0))
-    if quiet:
-        with open(os.devnull, "w") as null, _redirect(null):
-            train(cfg)
-    else:
-        train(cfg)
-    tmp = stamp.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(spec)))
-    os.replace(tmp, stamp)
-    return ckpt
-
-
-class _redirect:
-    def __init__(self, f):
-        self.f = f
-
-    def __enter__(self):
-        self.old = sys.stdout
-        sys.stdout = self.f
-
-    def __exit__(self, *exc):
-        sys.stdout = self.old
-
-
-def load_base(ckpt_path) -> tuple[GPT, object, dict]:
-    """(model, tokenizer, checkpoint dict) from a train_gpt checkpoint."""
-    from train_gpt import load_checkpoint, load_run_tokenizer
-
-    ck = load_checkpoint(ckpt_path)
-    model = GPT(GPTConfig(**ck["model_config"]))
-    model.load_state_dict(ck["model"])
-    tok = load_run_tokenizer(ck["tokenizer"], ck.get("special_tokens"))
-    return model, tok, ck
+# the old domain's text
 
 
 def val_documents(data_dir) -> list[str]:
@@ -215,10 +60,9 @@ def val_documents(data_dir) -> list[str]:
 
 def token_bytes(tok, n_vocab: int) -> torch.Tensor:
     """UTF-8 bytes per id (0 for specials): the denominator of bits per byte."""
-    table = torch.zeros(n_vocab, dtype=torch.int64)
-    for i, b in tok.vocab.items():
-        table[i] = len(b)
-    return table
+    from data.prepare import token_byte_table
+
+    return torch.from_numpy(token_byte_table(tok, n_vocab).astype(np.int64))
 
 
 def encode_stream(tok, docs: list[str], eot: int) -> torch.Tensor:
@@ -321,7 +165,7 @@ def grow(tok, method: str, n: int, new_docs: list[str]):
         parents = {c: ab for ab, c in new.merges.items() if c >= tok.n_vocab}
         return new, parents, []
     if method == "special":
-        new = tok.extend([], 0)  # a copy through the public API: same merges, same specials
+        new = tok.copy()
         start = tok.n_vocab
         names = {f"<|domain_{i}|>": start + i for i in range(n)}
         new.register_special_tokens(names)
@@ -398,7 +242,7 @@ def new_domain_docs(cfg: NewTokensConfig) -> tuple[list[str], list[str]]:
     val = [d for d, v in zip(taken, is_val) if v]
     train = [d for d, v in zip(taken, is_val) if not v]
     if not train:
-        raise StudyConfigError(f"new_source {cfg.new_source!r}: too little text for a train/val split")
+        raise StudyError(f"new_source {cfg.new_source!r}: too little text for a train/val split")
     return train, val
 
 
@@ -409,7 +253,7 @@ def plan(cfg: NewTokensConfig) -> list[dict]:
                                   ("train_modes", cfg.train_modes, TRAIN_MODES)):
         bad = [v for v in values if v not in allowed]
         if bad:
-            raise StudyConfigError(f"{name}: unknown {bad}; choose from {list(allowed)}")
+            raise StudyError(f"{name}: unknown {bad}; choose from {list(allowed)}")
     runs = [dict(method="merges", n=kk, init="mean", train="new_rows") for kk in sorted(cfg.ks)]
     runs += [dict(method="merges", n=k, init=i, train="new_rows") for i in cfg.inits if i != "mean"]
     runs += [dict(method="merges", n=k, init="mean", train=t) for t in cfg.train_modes if t != "new_rows"]
@@ -465,11 +309,7 @@ def run_study(cfg: NewTokensConfig, progress: bool = True) -> dict:
     if cfg.base_ckpt:
         ckpt = Path(cfg.base_ckpt)
     else:
-        spec = BaseSpec(source=cfg.base_source, vocab_size=cfg.base_vocab_size, steps=cfg.base_steps,
-                        n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, block_size=cfg.block_size,
-                        batch_size=cfg.base_batch_size, lr=cfg.base_lr, tie_embeddings=cfg.tie_embeddings,
-                        seed=cfg.seed, txt_mode=cfg.base_txt_mode)
-        ckpt = ensure_base(spec, out / "base", device, quiet=not progress)
+        ckpt = ensure_base(base_spec(cfg, "base_"), out / "base", device, quiet=not progress)
     t_base = time.perf_counter() - t_start
     base, tok, ck = load_base(ckpt)
     base.to(device)
@@ -492,12 +332,9 @@ def run_study(cfg: NewTokensConfig, progress: bool = True) -> dict:
     torch.manual_seed(cfg.seed)
     results, grown_cache = [], {}
     runs = plan(cfg)
-    try:
-        from tqdm import tqdm
-        bar = tqdm(runs, desc="runs", disable=not progress)
-    except ImportError:
-        bar = runs
-    for run in bar:
+    from tqdm import tqdm
+
+    for run in tqdm(runs, desc="runs", disable=not progress):
         t0 = time.perf_counter()
         key = (run["method"], run["n"])
         if key not in grown_cache:
@@ -546,16 +383,10 @@ def run_label(r: dict) -> str:
 
 
 def write_outputs(s: dict, out: Path) -> None:
-    _atomic_text(out / "results.json", json.dumps(s, indent=1))
+    atomic_write_text(out / "results.json", json.dumps(s, indent=1))
     plot_curves(s, out / "bpb_curves.png")
     plot_ks(s, out / "k_sweep.png")
-    _atomic_text(out / "results.md", results_markdown(s))
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(out / "results.md", results_markdown(s))
 
 
 def results_markdown(s: dict) -> str:
@@ -597,16 +428,8 @@ def results_markdown(s: dict) -> str:
     return "\n".join(lines)
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def plot_curves(s: dict, path: Path) -> None:
-    plt = _plt()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (a, b) = pyplot().subplots(1, 2, figsize=(12, 4.5))
     for r in s["runs"]:
         steps = [p["step"] for p in r["curve"]]
         a.plot(steps, [p["new_bpb"] for p in r["curve"]], marker=".", label=run_label(r))
@@ -616,15 +439,13 @@ def plot_curves(s: dict, path: Path) -> None:
     a.set(title="new domain (learning)", xlabel="fine-tuning step", ylabel="val bits per byte")
     b.set(title="old domain (forgetting)", xlabel="fine-tuning step", ylabel="val bits per byte")
     a.legend(fontsize=7)
-    fig.tight_layout()
-    _save(fig, path, plt)
+    save_figure(fig, path, dpi=110)
 
 
 def plot_ks(s: dict, path: Path) -> None:
-    plt = _plt()
     rs = sorted((r for r in s["runs"] if r["method"] == "merges" and r["init"] == "mean"
                  and r["train"] == "new_rows"), key=lambda r: r["n"])
-    fig, a = plt.subplots(figsize=(6, 4.5))
+    fig, a = pyplot().subplots(figsize=(6, 4.5))
     ks = [0] + [r["n"] for r in rs]
     a.plot(ks, [s["bytes_per_token_new_base"]] + [r["bytes_per_token_new"] for r in rs], "o-", color="C0")
     a.set(xlabel="new merges k", ylabel="new-domain bytes per token", title="k sweep (mean init, new rows only)")
@@ -632,32 +453,14 @@ def plot_ks(s: dict, path: Path) -> None:
     b = a.twinx()
     b.plot(ks, [s["base_new_bpb"]] + [r["new_bpb_final"] for r in rs], "s--", color="C1")
     b.set_ylabel("new-domain val bits per byte after fine-tuning", color="C1")
-    fig.tight_layout()
-    _save(fig, path, plt)
-
-
-def _save(fig, path: Path, plt) -> None:
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None) -> int:
-    p = config_parser(NewTokensConfig, "python -m studies.new_tokens",
+    return study_main(argv, NewTokensConfig, run_study, results_markdown, "python -m studies.new_tokens",
                       "Grow a trained model's vocabulary (new merges or special tokens), fine-tune on a new "
                       "domain, and report step-0 effects, learning, forgetting and compression. Writes "
                       "OUT_DIR/results.md, results.json and plots.")
-    args = vars(p.parse_args(argv))
-    path = args.pop("config")
-    try:
-        cfg = load_study_config(NewTokensConfig, path, args)
-        s = run_study(cfg)
-    except (StudyConfigError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(results_markdown(s))
-    return 0
 
 
 if __name__ == "__main__":

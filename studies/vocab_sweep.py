@@ -23,7 +23,6 @@ import json
 import statistics
 import sys
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,45 +95,22 @@ def _train_keys():
     return {k: t for k, t in field_types().items() if k not in CONTROLLED}
 
 
-def _parse_value(key, value, default, where):
-    """A TOML value or a command-line string, checked against the type of the key's default."""
-    if isinstance(default, list):
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list) or not items:
-            raise StudyError(f"{where}: {key} must be a non-empty list, got {value!r}")
-        kind = type(default[0])
-        try:
-            return [kind(str(v).strip()) if isinstance(v, str) or kind is str else kind(v)
-                    for v in items]
-        except ValueError:
-            raise StudyError(f"{where}: {key} must be a list of {kind.__name__}, got {value!r}") from None
-    kind = type(default)
-    if isinstance(value, str) and kind is not str:
-        try:
-            return int(float(value)) if kind is int else kind(value)
-        except ValueError:
-            raise StudyError(f"{where}: {key} must be {kind.__name__}, got {value!r}") from None
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, kind) or isinstance(value, bool) != isinstance(default, bool):
-        raise StudyError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
-    return value
-
-
 def load_sweep_config(path=None, overrides=None):
     """SweepConfig from defaults <- TOML <- overrides ({key: value} or ["--key=value", ...]).
 
     Keys are SweepConfig's fields plus any TrainConfig key the sweep does not set itself
     (n_layer, n_embd, lr, device, ...); those go to every run unchanged.
     """
-    from train_gpt import ConfigError, load_config
+    from train_gpt import ConfigError, coerce, load_config, parse_overrides, read_toml
 
     defaults, train_keys = SweepConfig(), _train_keys()
     values, train = {}, {}
 
     def put(key, value, where):
         if key in SWEEP_HELP:
-            values[key] = _parse_value(key, value, getattr(defaults, key), where)
+            values[key] = coerce(key, value, getattr(defaults, key), where, StudyError)
+            if values[key] == []:
+                raise StudyError(f"{where}: {key} must be a non-empty list, got {value!r}")
         elif key in train_keys:
             train[key] = value
         elif key in CONTROLLED:
@@ -143,22 +119,10 @@ def load_sweep_config(path=None, overrides=None):
             raise StudyError(f"{where}: unknown key {key!r} (python -m studies.vocab_sweep --help "
                              f"lists them)")
 
-    if path:
-        try:
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
-        except FileNotFoundError:
-            raise StudyError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise StudyError(f"{path}: invalid TOML: {e}") from None
-        for key, value in data.items():
-            put(key, value, str(path))
+    for key, value in (read_toml(path, StudyError) if path else {}).items():
+        put(key, value, str(path))
     if isinstance(overrides, (list, tuple)):
-        pairs = {}
-        for item in overrides:
-            key, eq, value = item.lstrip("-").partition("=")
-            pairs[key.replace("-", "_")] = value if eq else "true"
-        overrides = pairs
+        overrides = parse_overrides(overrides)
     for key, value in (overrides or {}).items():
         put(key, value, "command line")
     cfg = SweepConfig(**values, train=train)
@@ -517,6 +481,8 @@ def build_parser():
 
 
 def main(argv=None):
+    from train_gpt import parse_overrides
+
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     args = vars(args)
@@ -525,20 +491,12 @@ def main(argv=None):
         if not item.startswith("--"):
             parser.error(f"unexpected argument {item!r}")
     try:
-        cfg = load_sweep_config(path, {**args, **_pairs(rest)})
+        cfg = load_sweep_config(path, {**args, **parse_overrides(rest)})
         run_sweep(cfg)
     except (StudyError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
-
-
-def _pairs(items):
-    out = {}
-    for item in items:
-        key, eq, value = item[2:].partition("=")
-        out[key.replace("-", "_")] = value if eq else "true"
-    return out
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import torch
 from model.gpt import GPT, GPTConfig
 from studies.gist import (GistConfig, cont_logits, kl, run_study, synthetic_example, synthetic_prompts,
                           train_gist)
-from studies.new_tokens import load_study_config
+from studies.common import load_study_config
 
 
 def test_gist_equal_to_the_prompt_embeddings_reproduces_the_full_prompt():

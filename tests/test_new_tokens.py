@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from model.gpt import GPT, GPTConfig
+from studies.common import load_study_config
 from studies.freeze import is_tied, merge_rows, set_trainable
-from studies.new_tokens import grow, load_study_config, NewTokensConfig, resized, run_study, step0_old_text
+from studies.new_tokens import grow, NewTokensConfig, resized, run_study, step0_old_text
 from tokenizer import RegexTokenizer
 
 

@@ -122,6 +122,18 @@ def test_overlapping_specials_longest_wins():
         tok.register_special_tokens({"<|a|>": 303})
 
 
+def test_copy_is_equal_and_independent():
+    tok = RegexTokenizer().train("aaabdaaabac aaab", 259, special_tokens=["<|endoftext|>"])
+    dup = tok.copy()
+    assert (type(dup), dup.merges, dup.vocab, dup.special_tokens, dup.pattern, dup.byte_ids) == (
+        RegexTokenizer, tok.merges, tok.vocab, tok.special_tokens, tok.pattern, tok.byte_ids)
+    dup.register_special_tokens({"<|domain|>": 260})
+    dup.special_tokens["<|endoftext|>"] = 261  # even a direct edit of the dict
+    assert tok.special_tokens == {"<|endoftext|>": 259} and tok.n_vocab == 260
+    assert dup.encode("<|domain|>", allowed_special="all") == [260]
+    assert tok.encode("<|domain|>", allowed_special="all") == tok.encode_ordinary("<|domain|>")
+
+
 def test_truncated_equals_training_directly(taylor):
     text = taylor[:40000]
     big = RegexTokenizer().train(text, 420, special_tokens=["<|endoftext|>", "<|x|>"])
@@ -154,7 +166,7 @@ def test_extend_keeps_old_ids_and_continues_training(taylor):
 def test_tiktoken_fast_path_matches_pure_python(trained, taylor):
     enc = trained.to_tiktoken()
     assert trained.to_tiktoken() is enc  # cached
-    pure = trained._copy()
+    pure = trained.copy()
     pure.use_tiktoken = False
     for text in varied_texts(taylor):
         assert trained.encode(text) == pure.encode(text) == enc.encode_ordinary(text)
