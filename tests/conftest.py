@@ -25,3 +25,14 @@ def tiktoken_cache(shared_dir) -> Path:
         pytest.skip("../shared/tiktoken_cache is not present")
     os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
     return cache
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on a shared box spinning OpenMP threads cost 10x."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -28,13 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("the king and queen of a fair city walk by the river at night while the watch sleeps "
          "and wind comes over hills to the old house where we wait for news").split()
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared box spinning OpenMP threads cost 10x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 
