@@ -12,16 +12,14 @@ NAME.tiktoken (ranks for tiktoken). A deterministic ~1% of documents is held out
 (chosen by a hash of the document's text and --seed) to report an honest compression ratio.
 """
 import argparse
-import hashlib
 import itertools
 import os
 import sys
 import time
-from pathlib import Path
 
 from tokenizer import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BasicTokenizer, RegexTokenizer
 from tokenizer.trainer import count_chunks, train_bpe
-from data.sources import RECIPES, SourceError, iter_documents
+from data.sources import RECIPES, SourceError, hash_bytes, iter_documents
 
 PATTERNS = {"gpt4": GPT4_SPLIT_PATTERN, "gpt2": GPT2_SPLIT_PATTERN, "none": ""}
 HELD_OUT_KEEP_BYTES = 4_000_000  # held-out text kept in memory to measure compression
@@ -33,8 +31,7 @@ class InputError(ValueError):
 
 def is_held_out(doc, fraction, seed):
     """Deterministic: the same document is held out on every run with the same seed."""
-    h = hashlib.blake2b(f"{seed}\0{doc}".encode("utf-8", "surrogatepass"), digest_size=8)
-    return int.from_bytes(h.digest(), "little") / 2**64 < fraction
+    return hash_bytes(f"{seed}\0{doc}".encode("utf-8", "surrogatepass")) < fraction
 
 
 class Corpus:
@@ -132,16 +129,13 @@ def run(args):
         raise InputError("the inputs hold no text to train on")
     t_count = time.time() - t0
     merges = train_bpe(counts, args.vocab_size - 256, progress=True)
-    if len(merges) < args.vocab_size - 256:
-        raise InputError(f"--vocab-size {args.vocab_size} is too large for this text: only "
-                         f"{len(merges)} merges are possible (max {256 + len(merges)})")
     tok = RegexTokenizer(pattern=pattern) if pattern else BasicTokenizer()
-    # the same installation step as Tokenizer.train, which we bypass only to show progress bars
-    tok._set_merges({(a, b): c for a, b, c in merges}, list(range(256)))
-    tok.register_special_tokens({name: args.vocab_size + i for i, name in enumerate(specials)})
+    try:  # Tokenizer.train's last step; we run its first two ourselves to time and report them
+        tok._install_trained(merges, args.vocab_size, specials)
+    except ValueError as e:  # too few merges for --vocab-size
+        raise InputError(f"--vocab-size: {e}") from None
     t_train = time.time() - t0
 
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
     tok.save(out)
     written = [f"{out}.model", f"{out}.vocab"]
     try:

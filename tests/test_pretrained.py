@@ -48,7 +48,7 @@ def test_gpt4_matches_tiktoken(gpt4, cl100k):
 
 def test_gpt4_pure_python_path_matches_tiktoken(gpt4, cl100k):
     # the readable merge-by-merge encoder, with the byte permutation, on short texts
-    pure = gpt4._copy()
+    pure = gpt4.copy()
     pure.use_tiktoken = False
     for text in TEXTS[:19]:
         if len(text) < 100:
@@ -59,7 +59,7 @@ def test_gpt4_pure_python_path_matches_tiktoken(gpt4, cl100k):
 def test_gpt2_matches_tiktoken(gpt2):
     tok, enc = gpt2
     assert tok.special_tokens == {"<|endoftext|>": 50256}
-    pure = tok._copy()
+    pure = tok.copy()
     pure.use_tiktoken = False
     for text in TEXTS:
         want = enc.encode(text, allowed_special="all")

@@ -1,5 +1,6 @@
 """The .model file: round trips for every class, minbpe v1 files, and errors that say where."""
 import base64
+import os
 
 import pytest
 
@@ -38,6 +39,18 @@ def test_save_tiktoken_is_the_standard_rank_file(tmp_path):
     lines = (tmp_path / "t.tiktoken").read_text(encoding="ascii").splitlines()
     ranks = {base64.b64decode(tok_b64): int(rank) for tok_b64, rank in (ln.split() for ln in lines)}
     assert ranks == {b: i for i, b in tok.vocab.items()}
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    # the atomic write goes through mkstemp, which creates files 0600; a saved tokenizer must
+    # be as readable as any file open() creates (0666 minus the umask), e.g. in a shared folder
+    umask = os.umask(0)
+    os.umask(umask)
+    tok = BasicTokenizer().train(DOCS, 260)
+    tok.save(tmp_path / "t")
+    tok.save_tiktoken(tmp_path / "t.tiktoken")
+    for name in ("t.model", "t.vocab", "t.tiktoken"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
 
 
 def test_reads_minbpe_v1(tmp_path):

@@ -1,5 +1,5 @@
 """The shared machinery of every tokenizer here: a vocabulary built from merges, encode/decode,
-special tokens, the tiktoken fast path, and the `.model` file format.
+special tokens and the tiktoken fast path. (The `.model` file format is in model_file.py.)
 
 Why bytes. Text is first turned into UTF-8 bytes, so the 256 byte values are a base vocabulary
 that can spell *anything*: no unknown-token symbol, any language, emoji, binary junk. The cost is
@@ -12,22 +12,17 @@ therefore nothing but an ordered list of merges; the vocabulary (id -> bytes) fo
 Why lowest rank first. To encode new text we must reproduce what training would have done to it.
 Training applied merge 256 to everything before merge 257 existed, so encoding applies the
 earliest-learned merge present, then the next, and so on. A merge's id is its rank here: ids of
-merges always increase in merge order (the file loader checks it).
+merges always increase in merge order (model_file.load checks it).
 
 Why chunks. Subclasses may cut text into chunks with a regex before BPE (RegexTokenizer), so
 merges never cross a chunk boundary: "dog." and "dog!" share the token "dog" instead of
 learning "dog." and "dog!" separately. BasicTokenizer treats each document as one chunk.
 """
-import json
-import os
-import tempfile
+import functools
 import unicodedata
-from pathlib import Path
 
 import regex
 
-FORMAT_LINE = "vocablab tokenizer v1"  # first line of every .model file this code writes
-MINBPE_LINE = "minbpe v1"             # minbpe's format, which load() also reads
 ALLOWED_SPECIAL_MODES = ("all", "none", "none_raise")
 
 
@@ -74,6 +69,14 @@ def render_token(token: bytes) -> str:
     return "".join(ch if unicodedata.category(ch)[0] != "C" else f"\\u{ord(ch):04x}" for ch in text)
 
 
+@functools.lru_cache(maxsize=64)
+def _special_regex(names: frozenset):
+    """One regex for these special-token names (cached: encode calls it for every text)."""
+    # longest first: regex alternation takes the first alternative that matches here
+    alternatives = sorted(names, key=lambda n: (-len(n), n))
+    return regex.compile("|".join(regex.escape(n) for n in alternatives))
+
+
 def _fix_surrogates(text):
     """Lone surrogates (e.g. '\\ud800') cannot be UTF-8 encoded; replace them the way tiktoken does
     (a valid surrogate *pair* becomes its character, a lone one becomes U+FFFD)."""
@@ -82,20 +85,6 @@ def _fix_surrogates(text):
         return text
     except UnicodeEncodeError:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def _atomic_write(path, text):
-    """Write UTF-8 text so that readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class Tokenizer:
@@ -185,6 +174,14 @@ class Tokenizer:
         counts = count_chunks(text, self.pattern or None, special_tokens=tuple(specials),
                               progress=verbose, **opts)
         triples = train_bpe(counts, vocab_size - 256, verbose=verbose, progress=verbose)
+        return self._install_trained(triples, vocab_size, specials)
+
+    def _install_trained(self, triples, vocab_size, specials):
+        """Make this tokenizer the result of training: trainer triples, then the specials.
+
+        train_tokenizer.py runs count_chunks/train_bpe itself (to time and report each step)
+        and finishes through here, so both paths install a training result the same way.
+        """
         if len(triples) < vocab_size - 256:
             raise ValueError(f"vocab_size {vocab_size} is too large for this text: it has only "
                              f"{len(triples)} merges to learn (max vocab_size {256 + len(triples)})")
@@ -209,11 +206,9 @@ class Tokenizer:
                               special_tokens=tuple(self.special_tokens), progress=verbose)
         triples = train_bpe(counts, n_new_merges, base_vocab=self.vocab, base_merges=self.merges,
                             next_id=self.n_vocab, verbose=verbose, progress=verbose)
-        new = self.copy()
         merges = dict(self.merges)
         merges.update({(a, b): c for a, b, c in triples})
-        new._set_merges(merges, self.byte_ids, self._exact_prefix)
-        return new
+        return self._with_merges(merges, self._exact_prefix)
 
     def truncated(self, vocab_size):
         """A new tokenizer with only the first vocab_size - 256 merges.
@@ -225,9 +220,8 @@ class Tokenizer:
         if not isinstance(vocab_size, int) or not 256 <= vocab_size <= 256 + len(self.merges):
             raise ValueError(f"vocab_size must be an int in [256, {256 + len(self.merges)}], "
                              f"got {vocab_size!r}")
-        new = self.copy()
         kept = dict(list(self.merges.items())[:vocab_size - 256])
-        new._set_merges(kept, self.byte_ids, min(self._exact_prefix, len(kept)))
+        new = self._with_merges(kept, min(self._exact_prefix, len(kept)))
         start = max(vocab_size, max(new.vocab) + 1)
         names = sorted(self.special_tokens, key=self.special_tokens.get)
         new.special_tokens = {}
@@ -237,13 +231,17 @@ class Tokenizer:
     def copy(self):
         """An independent tokenizer equal to this one: changing the copy's merges or specials
         (e.g. register_special_tokens) leaves this one as it was."""
+        new = self._with_merges(self.merges, self._exact_prefix)
+        new._tiktoken = self._tiktoken  # same state, same Encoding: no need to rebuild it
+        return new
+
+    def _with_merges(self, merges, exact_prefix):
+        """A new tokenizer like this one (class, name, pattern, bytes, specials) with `merges`."""
         new = type(self)._blank(self.pattern)
         new.name = self.name
         new.special_tokens = dict(self.special_tokens)
-        new._set_merges(self.merges, self.byte_ids, self._exact_prefix)
+        new._set_merges(merges, self.byte_ids, exact_prefix)
         return new
-
-    _copy = copy  # the name tests/test_pretrained.py still uses
 
     @classmethod
     def _blank(cls, pattern):
@@ -295,7 +293,7 @@ class Tokenizer:
             self._raise_on_special(text, disallowed)
             return self.encode_ordinary(text)
         ids, pos = [], 0
-        for m in self._special_regex(allowed | disallowed).finditer(text):
+        for m in _special_regex(frozenset(allowed | disallowed)).finditer(text):
             if m.group() in disallowed:
                 self._raise_on_special(m.group(), disallowed, offset=m.start())
             ids.extend(self.encode_ordinary(text[pos:m.start()]))
@@ -331,15 +329,10 @@ class Tokenizer:
                              f"{sorted(unknown)}; registered: {sorted(names)}")
         return allowed, names - allowed
 
-    def _special_regex(self, names):
-        # longest first: regex alternation takes the first alternative that matches here
-        alternatives = sorted(names, key=lambda n: (-len(n), n))
-        return regex.compile("|".join(regex.escape(n) for n in alternatives))
-
     def _raise_on_special(self, text, disallowed, offset=0):
         if not disallowed or not text:
             return
-        m = self._special_regex(disallowed).search(text)
+        m = _special_regex(frozenset(disallowed)).search(text)
         if m:
             name = m.group()
             raise ValueError(
@@ -453,9 +446,11 @@ class Tokenizer:
         """Write the standard `.tiktoken` rank file (base64 token, space, rank per line)."""
         import base64
 
+        from .model_file import write_text_atomic
+
         self.check_tiktoken_exact()
         lines = [f"{base64.b64encode(self.vocab[i]).decode('ascii')} {i}\n" for i in sorted(self.vocab)]
-        _atomic_write(path, "".join(lines))
+        write_text_atomic(path, "".join(lines))
 
     def save_hf(self, path):
         """Write a Hugging Face `tokenizer.json` (see tokenizer/hf.py)."""
@@ -463,186 +458,13 @@ class Tokenizer:
 
         return save_hf(self, path)
 
-    # ---- save / load -------------------------------------------------------------------------
+    # ---- save -------------------------------------------------------------------------------
 
     def save(self, file_prefix):
-        """Write file_prefix.model (for load) and file_prefix.vocab (for humans), atomically.
+        """Write file_prefix.model (for `load`) and file_prefix.vocab (for humans), atomically.
 
-        The .model format is UTF-8 text, one fact per line; strings are JSON-quoted so that
-        special tokens and patterns may contain spaces or any character. Merges carry their ids
-        explicitly, because extended and pretrained vocabularies are not numbered 256, 257, ...
+        The format and the reader live in tokenizer/model_file.py.
         """
-        prefix = Path(file_prefix)
-        prefix.parent.mkdir(parents=True, exist_ok=True)
-        identity = self.byte_ids == list(range(256))
-        lines = [FORMAT_LINE,
-                 f"class {type(self).__name__}",
-                 f"name {json.dumps(self.name, ensure_ascii=False)}",
-                 f"pattern {json.dumps(self.pattern, ensure_ascii=False)}",
-                 "byte_ids identity" if identity else "byte_ids " + " ".join(map(str, self.byte_ids)),
-                 f"special_tokens {len(self.special_tokens)}"]
-        lines += [f"{json.dumps(n, ensure_ascii=False)} {i}" for n, i in self.special_tokens.items()]
-        lines.append(f"merges {len(self.merges)}")
-        lines += [f"{a} {b} {c}" for (a, b), c in self.merges.items()]
-        _atomic_write(prefix.with_name(prefix.name + ".model"), "\n".join(lines) + "\n")
-        _atomic_write(prefix.with_name(prefix.name + ".vocab"), self._vocab_text())
+        from .model_file import save  # lazy: model_file imports this module
 
-    def _vocab_text(self):
-        parents = {c: (a, b) for (a, b), c in self.merges.items()}
-        lines = []
-        for idx in sorted(self.vocab):
-            shown = f"[{render_token(self.vocab[idx])}] {idx}"
-            if idx in parents:
-                a, b = parents[idx]
-                shown = f"[{render_token(self.vocab[a])}][{render_token(self.vocab[b])}] -> " + shown
-            lines.append(shown)
-        lines += [f"special [{n}] {i}" for n, i in sorted(self.special_tokens.items(), key=lambda x: x[1])]
-        return "\n".join(lines) + "\n"
-
-
-# ---- reading .model files --------------------------------------------------------------------
-
-class _Lines:
-    """Line reader that remembers line numbers, so every error can say where it happened."""
-
-    def __init__(self, path, text):
-        self.path, self.lines, self.n = path, text.split("\n"), 0
-        if self.lines and self.lines[-1] == "":
-            self.lines.pop()  # the final newline does not start a line
-
-    def error(self, msg, lineno=None):
-        return ValueError(f"{self.path}:{lineno or self.n}: {msg}")
-
-    def next(self, what):
-        if self.n >= len(self.lines):
-            raise ValueError(f"{self.path}:{self.n + 1}: file ends early (truncated?): expected {what}")
-        self.n += 1
-        return self.lines[self.n - 1].rstrip("\r")
-
-    def keyword(self, key):
-        line = self.next(f"'{key} ...'")
-        head, _, rest = line.partition(" ")
-        if head != key:
-            raise self.error(f"expected '{key} ...', got {line[:60]!r}")
-        return rest
-
-    def ints(self, line, n, what):
-        parts = line.split()
-        if len(parts) != n or not all(p.isdigit() for p in parts):
-            raise self.error(f"expected {what} ({n} non-negative integers), got {line[:60]!r}")
-        return [int(p) for p in parts]
-
-    def json_string(self, text):
-        try:
-            value, end = json.JSONDecoder().raw_decode(text)
-        except json.JSONDecodeError as e:
-            raise self.error(f"expected a JSON-quoted string: {e.msg}") from None
-        if not isinstance(value, str):
-            raise self.error(f"expected a JSON-quoted string, got {text[:60]!r}")
-        return value, text[end:]
-
-    def done(self):
-        for line in self.lines[self.n:]:
-            self.n += 1
-            if line.strip():
-                raise self.error(f"unexpected content after the last merge: {line[:60]!r}")
-
-
-def load(path):
-    """Load a `.model` file written by save() (or by minbpe) and return the right class."""
-    from . import basic, pretrained, regex as _regex  # noqa: F401  (fills Tokenizer._classes)
-
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); "
-                         f"is this a .model file?") from None
-    r = _Lines(path, text)
-    first = r.next("a header line")
-    if first == MINBPE_LINE:
-        return _load_minbpe(r)
-    if first != FORMAT_LINE:
-        if first.startswith("vocablab tokenizer "):
-            raise r.error(f"unsupported format version {first!r}; this code reads {FORMAT_LINE!r}")
-        raise r.error(f"not a tokenizer .model file: first line is {first[:60]!r}, "
-                      f"expected {FORMAT_LINE!r} or {MINBPE_LINE!r}")
-    cls_name = r.keyword("class")
-    cls = Tokenizer._classes.get(cls_name)
-    if cls is None:
-        raise r.error(f"unknown tokenizer class {cls_name!r}; known: {sorted(Tokenizer._classes)}")
-    name, rest = r.json_string(r.keyword("name"))
-    pattern, rest2 = r.json_string(r.keyword("pattern"))
-    if rest.strip() or rest2.strip():
-        raise r.error("unexpected text after the quoted string")
-    try:
-        regex.compile(pattern)
-    except regex.error as e:
-        raise r.error(f"invalid split pattern: {e}") from None
-    byte_line = r.keyword("byte_ids")
-    byte_ids = list(range(256)) if byte_line == "identity" else r.ints(byte_line, 256, "byte ids")
-    if len(set(byte_ids)) != 256:
-        raise r.error("byte_ids must be 256 distinct ids")
-    specials = {}
-    for _ in range(r.ints(r.keyword("special_tokens"), 1, "a count")[0]):
-        special, rest = r.json_string(r.next("a special token line"))
-        specials[special] = r.ints(rest, 1, "the special token's id")[0]
-    merges = _read_merges(r, r.ints(r.keyword("merges"), 1, "a count")[0], byte_ids)
-    tok = cls._blank(pattern)
-    tok.name = name
-    tok._set_merges(merges, byte_ids)
-    try:
-        tok.register_special_tokens(specials)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-    return tok
-
-
-def _read_merges(r, count, byte_ids, implicit_ids=False):
-    """Read `count` merge lines; each id must already exist and new ids must increase."""
-    known, merges, prev = set(byte_ids), {}, max(byte_ids)
-    for k in range(count):
-        line = r.next(f"merge {k + 1} of {count}")
-        if implicit_ids:
-            left, right = r.ints(line, 2, "a merge 'left right'")
-            new = 256 + k
-        else:
-            left, right, new = r.ints(line, 3, "a merge 'left right new_id'")
-        if left not in known or right not in known:
-            raise r.error(f"merge uses id {left if left not in known else right}, "
-                          f"which no earlier line defines")
-        if new <= prev:
-            raise r.error(f"merge id {new} must be greater than every earlier id (last {prev})")
-        if (left, right) in merges:
-            raise r.error(f"pair ({left}, {right}) is merged twice")
-        merges[(left, right)] = new
-        known.add(new)
-        prev = new
-    r.done()
-    return merges
-
-
-def _load_minbpe(r):
-    """minbpe v1: pattern line, number of specials, 'name id' lines, then 'left right' merges
-    whose new ids are implicit (256, 257, ...). Special names cannot contain spaces there."""
-    pattern = r.next("the pattern line")
-    specials = {}
-    count_line = r.next("the number of special tokens")
-    for _ in range(r.ints(count_line, 1, "the number of special tokens")[0]):
-        line = r.next("a special token line 'name id'")
-        name, _, idx = line.rpartition(" ")
-        if not name or not idx.isdigit():
-            raise r.error(f"expected a special token line 'name id', got {line[:60]!r}")
-        specials[name] = int(idx)
-    rest = r.lines[r.n:]
-    while rest and not rest[-1].strip():
-        rest.pop()
-    merges = _read_merges(r, len(rest), list(range(256)), implicit_ids=True)
-    cls = Tokenizer._classes["RegexTokenizer" if pattern else "BasicTokenizer"]
-    tok = cls._blank(pattern)
-    tok._set_merges(merges)
-    try:
-        tok.register_special_tokens(specials)
-    except ValueError as e:
-        raise ValueError(f"{r.path}: {e}") from None
-    return tok
+        save(self, file_prefix)

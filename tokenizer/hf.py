@@ -24,10 +24,10 @@ Known gap: the two libraries may ship different Unicode versions, so a character
 recently (e.g. U+0558, Unicode 16) can be a letter to one and unassigned to the other.
 """
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
+
+from .model_file import write_text_atomic
 
 _INTERVAL = re.compile(r"\{\d+(,\d*)?\}")
 
@@ -140,13 +140,5 @@ def save_hf(tok, path):
     if path.is_dir():
         path = path / "tokenizer.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(to_hf_dict(tok), ensure_ascii=False, indent=1)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_text_atomic(path, json.dumps(to_hf_dict(tok), ensure_ascii=False, indent=1))
     return path

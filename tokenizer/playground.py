@@ -17,7 +17,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tokenizer.report import TokenizerLoadError, load_tokenizer
+from tokenizer.report import load_tokenizers
 
 PAGE = Path(__file__).with_name("playground.html")
 MAX_REQUEST_BYTES = 100_000  # a page of text is a few KB; more than this is a mistake or abuse
@@ -144,17 +144,7 @@ def make_server(tokenizers, host="127.0.0.1", port=8000):
 
 def default_tokenizers(specs):
     """The tokenizers named, or cl100k plus gpt2 when none are; report and skip any that fail."""
-    toks = {}
-    for spec in specs or ["cl100k", "gpt2"]:
-        try:
-            name, tok = load_tokenizer(spec)
-        except TokenizerLoadError as e:
-            print(f"skipping {spec}: {e}", file=sys.stderr)
-            continue
-        while name in toks:
-            name += "'"
-        toks[name] = tok
-    return toks
+    return load_tokenizers(specs or ["cl100k", "gpt2"])
 
 
 def main(argv=None):

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tokenizer.model_file import write_text_atomic
 from tokenizer.sample_texts import SAMPLE_TEXTS
 
 PRETRAINED = {"gpt2": "GPT2Tokenizer", "cl100k": "GPT4Tokenizer", "cl100k_base": "GPT4Tokenizer",
@@ -50,6 +51,24 @@ def load_tokenizer(spec):
                 "holding them or run once with internet access" if key == "gpt2" else "")
         raise TokenizerLoadError(f"pretrained tokenizer {spec!r} could not be loaded offline "
                                  f"({type(e).__name__}: {str(e)[:200]}){hint}") from e
+
+
+def load_tokenizers(specs):
+    """{name: tokenizer} for each spec that loads; the others are reported on stderr and skipped.
+
+    Two files with the same stem (from different folders) get distinct names: "t", "t'".
+    """
+    toks = {}
+    for spec in specs:
+        try:
+            name, tok = load_tokenizer(spec)
+        except TokenizerLoadError as e:
+            print(f"skipping {spec}: {e}", file=sys.stderr)
+            continue
+        while name in toks:
+            name += "'"
+        toks[name] = tok
+    return toks
 
 
 def read_texts(texts_dir=None):
@@ -132,16 +151,7 @@ def main(argv=None):
     p.add_argument("--markdown", metavar="OUT.md", help="also write the table as markdown to this file")
     args = p.parse_args(argv)
 
-    toks = {}
-    for spec in args.tokenizers:
-        try:
-            name, tok = load_tokenizer(spec)
-        except TokenizerLoadError as e:
-            print(f"skipping {spec}: {e}", file=sys.stderr)
-            continue
-        while name in toks:  # two files with the same stem from different folders
-            name += "'"
-        toks[name] = tok
+    toks = load_tokenizers(args.tokenizers)
     if not toks:
         p.error("none of the tokenizers could be loaded (see messages above)")
     try:
@@ -154,9 +164,7 @@ def main(argv=None):
     if args.markdown:
         out = Path(args.markdown)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(format_markdown(table, names), encoding="utf-8")
-        tmp.replace(out)
+        write_text_atomic(out, format_markdown(table, names))
         print(f"wrote {out}")
 
 

@@ -13,7 +13,8 @@ import html
 import sys
 from pathlib import Path
 
-from .base import _atomic_write
+from .model_file import write_text_atomic
+from .report import TokenizerLoadError, load_tokenizer
 
 VISIBLE = {" ": "·", "\t": "→", "\n": "↵\n", "\r": "␍"}
 ANSI_BACKGROUNDS = (153, 223, 194, 217, 189)  # xterm-256 pastels, readable with black text
@@ -62,33 +63,23 @@ def write_html(tok, text, path, allowed_special="all"):
     """Write to_html(...) to `path` atomically; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, to_html(tok, text, allowed_special, title=f"{tok.name}: tokens"))
+    write_text_atomic(path, to_html(tok, text, allowed_special, title=f"{tok.name}: tokens"))
     return path
-
-
-def _load(spec):
-    from . import GPT2Tokenizer, GPT4Tokenizer, load
-
-    named = {"gpt4": GPT4Tokenizer, "cl100k": GPT4Tokenizer, "cl100k_base": GPT4Tokenizer,
-             "gpt2": GPT2Tokenizer}
-    if spec in named and not Path(spec).exists():
-        return named[spec]()
-    return load(spec)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(
         prog="python -m tokenizer.viz",
         description="Show how a text splits into tokens (coloured in the terminal, or as HTML).")
-    p.add_argument("tokenizer", help="a .model file, or gpt4 / gpt2 for the pretrained ones")
+    p.add_argument("tokenizer", help="a .model file, or gpt4 (cl100k) / gpt2 for the pretrained ones")
     p.add_argument("text", nargs="?", help="the text to show (default: read standard input)")
     p.add_argument("--html", metavar="PATH", help="also write a standalone HTML page here")
     p.add_argument("--no-specials", action="store_true",
                    help="encode special-token names as ordinary text instead of special ids")
     args = p.parse_args(argv)
     try:
-        tok = _load(args.tokenizer)
-    except (OSError, ValueError, RuntimeError) as e:
+        _, tok = load_tokenizer(args.tokenizer)
+    except TokenizerLoadError as e:
         p.error(str(e))
     text = args.text if args.text is not None else sys.stdin.read()
     allowed = "none" if args.no_specials else "all"

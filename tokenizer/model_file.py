@@ -1,0 +1,251 @@
+"""The `.model` file: how a tokenizer is written to disk and read back (`Tokenizer.save`, `load`).
+
+    vocablab tokenizer v1
+    class RegexTokenizer
+    name "shakespeare"
+    pattern "'(?i:[sdmt]|ll|ve|re)|..."
+    byte_ids identity                     (or the 256 ids of bytes 0..255, for GPT-2/GPT-4)
+    special_tokens 1
+    "<|endoftext|>" 4096
+    merges 3840
+    101 32 256                            (left right new_id, in merge order)
+    ...
+
+Why this shape. It is UTF-8 text, one fact per line, so a person can read it and a truncated or
+edited file fails on a line we can name. Strings are JSON-quoted, so special tokens and patterns
+may hold spaces or any character (minbpe's format cannot). Merges carry their ids explicitly,
+because extended and pretrained vocabularies are not numbered 256, 257, ... `load` also reads
+minbpe's `minbpe v1` files.
+
+Writes are atomic (a temp file in the same folder, then os.replace): a crash mid-save leaves
+the old file or the new one, never half of one. `atomic_writer` is the project's one such
+writer; data/ re-exports it for shards and manifests.
+"""
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import regex
+
+from .base import Tokenizer, render_token
+
+FORMAT_LINE = "vocablab tokenizer v1"  # first line of every .model file this code writes
+MINBPE_LINE = "minbpe v1"             # minbpe's format, which load() also reads
+
+_UMASK = os.umask(0)  # read once: os.umask can only be read by setting it
+os.umask(_UMASK)
+
+
+# ---- atomic writes ---------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def atomic_writer(path, mode="wb"):
+    """Open a temp file beside `path`; on success rename it over `path`, on error delete it.
+
+    Why: a reader (or a re-run) must never find a half-written file under the final name.
+    The temp file is in the same folder so os.replace is an atomic rename, not a copy.
+    Text modes write UTF-8 with "\\n" line ends on every platform.
+    """
+    path = Path(path)
+    text = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what open() would
+        with os.fdopen(fd, mode, **text) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomic(path, text):
+    """Write `text` (UTF-8) to `path` atomically."""
+    with atomic_writer(path, "w") as f:
+        f.write(text)
+
+
+# ---- writing ---------------------------------------------------------------------------------
+
+def save(tok, file_prefix):
+    """Write file_prefix.model (for load) and file_prefix.vocab (for humans)."""
+    prefix = Path(file_prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    identity = tok.byte_ids == list(range(256))
+    lines = [FORMAT_LINE,
+             f"class {type(tok).__name__}",
+             f"name {json.dumps(tok.name, ensure_ascii=False)}",
+             f"pattern {json.dumps(tok.pattern, ensure_ascii=False)}",
+             "byte_ids identity" if identity else "byte_ids " + " ".join(map(str, tok.byte_ids)),
+             f"special_tokens {len(tok.special_tokens)}"]
+    lines += [f"{json.dumps(n, ensure_ascii=False)} {i}" for n, i in tok.special_tokens.items()]
+    lines.append(f"merges {len(tok.merges)}")
+    lines += [f"{a} {b} {c}" for (a, b), c in tok.merges.items()]
+    write_text_atomic(prefix.with_name(prefix.name + ".model"), "\n".join(lines) + "\n")
+    write_text_atomic(prefix.with_name(prefix.name + ".vocab"), vocab_text(tok))
+
+
+def vocab_text(tok):
+    """One line per token, `[parent][parent] -> [token] id`, for reading, not for loading."""
+    parents = {c: (a, b) for (a, b), c in tok.merges.items()}
+    lines = []
+    for idx in sorted(tok.vocab):
+        shown = f"[{render_token(tok.vocab[idx])}] {idx}"
+        if idx in parents:
+            a, b = parents[idx]
+            shown = f"[{render_token(tok.vocab[a])}][{render_token(tok.vocab[b])}] -> " + shown
+        lines.append(shown)
+    lines += [f"special [{n}] {i}" for n, i in sorted(tok.special_tokens.items(), key=lambda x: x[1])]
+    return "\n".join(lines) + "\n"
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+class _Lines:
+    """Line reader that remembers line numbers, so every error can say where it happened."""
+
+    def __init__(self, path, text):
+        self.path, self.lines, self.n = path, text.split("\n"), 0
+        if self.lines and self.lines[-1] == "":
+            self.lines.pop()  # the final newline does not start a line
+
+    def error(self, msg, lineno=None):
+        return ValueError(f"{self.path}:{lineno or self.n}: {msg}")
+
+    def next(self, what):
+        if self.n >= len(self.lines):
+            raise self.error(f"file ends early (truncated?): expected {what}", self.n + 1)
+        self.n += 1
+        return self.lines[self.n - 1].rstrip("\r")
+
+    def keyword(self, key):
+        line = self.next(f"'{key} ...'")
+        head, _, rest = line.partition(" ")
+        if head != key:
+            raise self.error(f"expected '{key} ...', got {line[:60]!r}")
+        return rest
+
+    def ints(self, line, n, what):
+        parts = line.split()
+        if len(parts) != n or not all(p.isdigit() for p in parts):
+            raise self.error(f"expected {what} ({n} non-negative integers), got {line[:60]!r}")
+        return [int(p) for p in parts]
+
+    def json_string(self, text):
+        try:
+            value, end = json.JSONDecoder().raw_decode(text)
+        except json.JSONDecodeError as e:
+            raise self.error(f"expected a JSON-quoted string: {e.msg}") from None
+        if not isinstance(value, str):
+            raise self.error(f"expected a JSON-quoted string, got {text[:60]!r}")
+        return value, text[end:]
+
+    def done(self):
+        for line in self.lines[self.n:]:
+            self.n += 1
+            if line.strip():
+                raise self.error(f"unexpected content after the last merge: {line[:60]!r}")
+
+
+def load(path):
+    """Load a `.model` file written by save() (or by minbpe) and return the right class."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); "
+                         f"is this a .model file?") from None
+    r = _Lines(path, text)
+    first = r.next("a header line")
+    if first == MINBPE_LINE:
+        return _load_minbpe(r)
+    if first != FORMAT_LINE:
+        if first.startswith("vocablab tokenizer "):
+            raise r.error(f"unsupported format version {first!r}; this code reads {FORMAT_LINE!r}")
+        raise r.error(f"not a tokenizer .model file: first line is {first[:60]!r}, "
+                      f"expected {FORMAT_LINE!r} or {MINBPE_LINE!r}")
+    # tokenizer/__init__.py imports every class, so all are registered by now
+    cls_name = r.keyword("class")
+    cls = Tokenizer._classes.get(cls_name)
+    if cls is None:
+        raise r.error(f"unknown tokenizer class {cls_name!r}; known: {sorted(Tokenizer._classes)}")
+    name, rest = r.json_string(r.keyword("name"))
+    pattern, rest2 = r.json_string(r.keyword("pattern"))
+    if rest.strip() or rest2.strip():
+        raise r.error("unexpected text after the quoted string")
+    try:
+        regex.compile(pattern)
+    except regex.error as e:
+        raise r.error(f"invalid split pattern: {e}") from None
+    byte_line = r.keyword("byte_ids")
+    byte_ids = list(range(256)) if byte_line == "identity" else r.ints(byte_line, 256, "byte ids")
+    if len(set(byte_ids)) != 256:
+        raise r.error("byte_ids must be 256 distinct ids")
+    specials = {}
+    for _ in range(r.ints(r.keyword("special_tokens"), 1, "a count")[0]):
+        special, rest = r.json_string(r.next("a special token line"))
+        specials[special] = r.ints(rest, 1, "the special token's id")[0]
+    merges = _read_merges(r, r.ints(r.keyword("merges"), 1, "a count")[0], byte_ids)
+    return _build(r, cls, pattern, merges, byte_ids, specials, name)
+
+
+def _read_merges(r, count, byte_ids, implicit_ids=False):
+    """Read `count` merge lines; each id must already exist and new ids must increase."""
+    known, merges, prev = set(byte_ids), {}, max(byte_ids)
+    for k in range(count):
+        line = r.next(f"merge {k + 1} of {count}")
+        if implicit_ids:
+            left, right = r.ints(line, 2, "a merge 'left right'")
+            new = 256 + k
+        else:
+            left, right, new = r.ints(line, 3, "a merge 'left right new_id'")
+        if left not in known or right not in known:
+            raise r.error(f"merge uses id {left if left not in known else right}, "
+                          f"which no earlier line defines")
+        if new <= prev:
+            raise r.error(f"merge id {new} must be greater than every earlier id (last {prev})")
+        if (left, right) in merges:
+            raise r.error(f"pair ({left}, {right}) is merged twice")
+        merges[(left, right)] = new
+        known.add(new)
+        prev = new
+    r.done()
+    return merges
+
+
+def _load_minbpe(r):
+    """minbpe v1: pattern line, number of specials, 'name id' lines, then 'left right' merges
+    whose new ids are implicit (256, 257, ...). Special names cannot contain spaces there."""
+    pattern = r.next("the pattern line")
+    specials = {}
+    count_line = r.next("the number of special tokens")
+    for _ in range(r.ints(count_line, 1, "the number of special tokens")[0]):
+        line = r.next("a special token line 'name id'")
+        name, _, idx = line.rpartition(" ")
+        if not name or not idx.isdigit():
+            raise r.error(f"expected a special token line 'name id', got {line[:60]!r}")
+        specials[name] = int(idx)
+    rest = r.lines[r.n:]
+    while rest and not rest[-1].strip():
+        rest.pop()
+    merges = _read_merges(r, len(rest), list(range(256)), implicit_ids=True)
+    cls = Tokenizer._classes["RegexTokenizer" if pattern else "BasicTokenizer"]
+    return _build(r, cls, pattern, merges, list(range(256)), specials)
+
+
+def _build(r, cls, pattern, merges, byte_ids, specials, name=None):
+    """The tokenizer the file describes; a special id that clashes is an error naming the file."""
+    tok = cls._blank(pattern)
+    if name is not None:
+        tok.name = name
+    tok._set_merges(merges, byte_ids)
+    try:
+        tok.register_special_tokens(specials)
+    except ValueError as e:
+        raise ValueError(f"{r.path}: {e}") from None
+    return tok
