@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -273,9 +274,7 @@ def evaluate_bpb(model, loader, token_bytes, max_batches=None, autocast=contextl
     device = next(model.parameters()).device
     tb = torch.as_tensor(token_bytes, dtype=torch.int64, device=device)
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # nats, bytes, tokens
-    for i, (x, y) in enumerate(loader):
-        if max_batches and i >= max_batches:
-            break
+    for x, y in itertools.islice(loader, max_batches or None):  # islice: no batch read past the last
         x, y = x.to(device), y.to(device)
         with autocast():
             logits, _ = model(x)
@@ -443,8 +442,11 @@ def train(cfg: TrainConfig) -> dict:
             print(f"resumed from {ckpt_path} at step {step}")
     model = torch.compile(raw_model) if cfg.compile else raw_model
     if world > 1:
+        # broadcast_buffers=False: the only buffers are the RoPE tables, computed from the config and
+        # equal on every rank; broadcasting them would cost a collective every forward pass.
         model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[int(os.environ["LOCAL_RANK"])] if device_type == "cuda" else None)
+            model, device_ids=[int(os.environ["LOCAL_RANK"])] if device_type == "cuda" else None,
+            broadcast_buffers=False)
 
     tok = None
     if master and (cfg.sample_tokens or cfg.end_sample_tokens) and tok_path and os.path.isfile(tok_path):
@@ -516,7 +518,8 @@ def train(cfg: TrainConfig) -> dict:
             # One all-reduce: the mean loss over all processes, and whether any of them got Ctrl-C.
             flags = all_reduce_sum(torch.stack([loss_sum.float() / accum, torch.tensor(
                 float(stop.requested), device=device)]))
-            loss_val, stop.requested = flags[0].item() / world, bool(flags[1].item())
+            summed_means, stops = flags.tolist()  # the step's one device-to-host sync
+            loss_val, stop.requested = summed_means / world, stops > 0
             if not math.isfinite(loss_val):
                 optimizer.zero_grad(set_to_none=True)
                 where = f"the last good checkpoint {ckpt_path} is kept" if ckpt_path.exists() else \

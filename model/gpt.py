@@ -251,14 +251,14 @@ class GPT(nn.Module):
         cache, pending = None, idx
         for _ in range(max_new_tokens):
             if not use_cache:
-                logits = self._logits(self._hidden(self._embed(idx[:, -bs:], None, 0)))[:, -1]
+                h = self._hidden(self._embed(idx[:, -bs:], None, 0))
             else:
                 if cache is None:
                     cache, pending = KVCache(self.config.n_layer, bs), idx[:, -bs:]
                 elif cache.pos + 1 > bs:
                     cache, pending = KVCache(self.config.n_layer, bs), idx[:, -max(1, bs // 2):]
-                x = self._embed(pending, None, cache.pos)
-                logits = self._logits(self._hidden(x, cache=cache)[:, -1])
+                h = self._hidden(self._embed(pending, None, cache.pos), cache=cache)
+            logits = self._logits(h[:, -1])  # only the last position's head: the rest is never used
             nxt = self._pick(logits[:, :self.config.vocab_size].float(), temperature, top_k, generator)
             idx = torch.cat((idx, nxt), dim=1)
             pending = nxt

@@ -83,12 +83,9 @@ def ensure_base(spec: BaseSpec, out_dir, device: str = "cpu", quiet: bool = Fals
 
 
 def load_base(ckpt_path):
-    """(model, tokenizer, checkpoint dict) from a train_gpt checkpoint."""
-    from model.gpt import GPT, GPTConfig
-    from train_gpt import load_checkpoint, load_run_tokenizer
+    """(model in eval mode, tokenizer, checkpoint dict) from a train_gpt checkpoint."""
+    from sample import load_model
+    from train_gpt import load_run_tokenizer
 
-    ck = load_checkpoint(ckpt_path)
-    model = GPT(GPTConfig(**ck["model_config"]))
-    model.load_state_dict(ck["model"])
-    tok = load_run_tokenizer(ck["tokenizer"], ck.get("special_tokens"))
-    return model, tok, ck
+    model, ck = load_model(ckpt_path)
+    return model, load_run_tokenizer(ck["tokenizer"], ck.get("special_tokens")), ck

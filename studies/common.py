@@ -98,14 +98,6 @@ def docs_digest(docs):
     return h.hexdigest()
 
 
-def file_sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 # ---------------------------------------------------------------------------------- atomic writes
 
 def atomic_write_text(path, text):
@@ -134,9 +126,10 @@ def prepare_cached(tokenizer_path, docs_jsonl, val_threshold, cache_root, *, wor
     """
     from data.prepare import prepare
     from data.shards import MANIFEST, ShardError, read_manifest
+    from train_gpt import sha256_file
 
-    tok_sha = file_sha256(tokenizer_path)
-    key = hashlib.sha256(f"{tok_sha} {file_sha256(docs_jsonl)} {val_threshold!r}".encode())
+    tok_sha = sha256_file(tokenizer_path)
+    key = hashlib.sha256(f"{tok_sha} {sha256_file(docs_jsonl)} {val_threshold!r}".encode())
     out = Path(cache_root) / key.hexdigest()[:16]
     if (out / MANIFEST).is_file():
         try:

@@ -230,7 +230,7 @@ def train_gist(model, bos: int, prompt: list[int], conts: torch.Tensor, k: int, 
 
 @torch.no_grad()
 def evaluate(model, bos, item: dict, gists: dict, inits: dict) -> dict:
-    x = torch.tensor(item["eval"])
+    x = torch.tensor(item["eval"], device=next(model.parameters()).device)
     full = cont_logits(model, bos, x, prompt=item["prompt"])
     none = cont_logits(model, bos, x)
     row = {"L_full": ce(full, x), "L_none": ce(none, x), "KL_none": kl(full, none).item(), "gist": {}}
@@ -251,10 +251,9 @@ def run_task(name: str, model, bos: int, items: list[dict], cfg: GistConfig, pro
     per_prompt = []
     bar = tqdm(total=len(items) * len(cfg.ks), desc=f"{name}: gist", disable=not progress)
     for item in items:
-        conts = torch.tensor(item["train"])
+        conts = torch.tensor(item["train"], device=next(model.parameters()).device)
         gists, hist, inits = {}, {}, {}
         for k in cfg.ks:
-            torch.manual_seed(cfg.seed + k)
             gists[k], hist[k], inits[k] = train_gist(model, bos, item["prompt"], conts, k, cfg, g)
             bar.update(1)
         row = evaluate(model, bos, item, gists, inits)

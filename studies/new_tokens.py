@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from model.gpt import GPT
 from studies.base_model import EOT, base_spec, ensure_base, load_base
@@ -95,27 +94,23 @@ def with_prefix(w: torch.Tensor, prefix: list[int]) -> tuple[torch.Tensor, torch
     return x, y
 
 
-@torch.no_grad()
 def bpb(model, w: torch.Tensor, tbytes: torch.Tensor, prefix=(), batch_size: int = 16) -> float:
-    """Bits per byte of the windows' targets: summed nats / (ln 2 * summed target bytes)."""
-    model.eval()
-    nats, nbytes = 0.0, 0
-    for i in range(0, len(w), batch_size):
-        x, y = with_prefix(w[i:i + batch_size], list(prefix))
-        logits, _ = model(x)
-        nats += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=-1, reduction="sum").item()
-        nbytes += tbytes[y[y >= 0]].sum().item()
-    return nats / (math.log(2) * nbytes)
+    """Bits per byte of the windows' targets, by the trainer's own evaluate_bpb."""
+    from train_gpt import evaluate_bpb
+
+    batches = (with_prefix(w[i:i + batch_size], list(prefix)) for i in range(0, len(w), batch_size))
+    return evaluate_bpb(model, batches, tbytes)[1]
 
 
 @torch.no_grad()
 def new_token_mass(model, w: torch.Tensor, old_vocab: int, prefix=(), batch_size: int = 16) -> float:
     """Mean over positions of the probability the model puts on ids >= old_vocab."""
     model.eval()
+    device = next(model.parameters()).device
     total, count = 0.0, 0
     for i in range(0, len(w), batch_size):
         x, _ = with_prefix(w[i:i + batch_size], list(prefix))
-        probs = model(x)[0].float().softmax(-1)
+        probs = model(x.to(device))[0].float().softmax(-1)
         total += probs[..., old_vocab:].sum().item()
         count += probs.shape[0] * probs.shape[1]
     return total / count
@@ -141,9 +136,10 @@ def step0_old_text(base: GPT, grown: GPT, w: torch.Tensor, batch_size: int = 16)
     base.eval()
     grown.eval()
     old = base.config.vocab_size
+    device = next(base.parameters()).device
     kl_sum, kl_max, mass, count = 0.0, 0.0, 0.0, 0
     for i in range(0, len(w), batch_size):
-        x = w[i:i + batch_size, :-1]
+        x = w[i:i + batch_size, :-1].to(device)
         lp = base(x)[0].float().log_softmax(-1)
         lq = grown(x)[0].float().log_softmax(-1)
         kl = (lp.exp() * (lp - lq[..., :old])).sum(-1)
@@ -271,6 +267,7 @@ def finetune(model, run: dict, old_vocab: int, data: dict, cfg: NewTokensConfig)
                              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
                             lr=lr, betas=(0.9, 0.95))
     g = torch.Generator().manual_seed(cfg.seed)
+    device = next(model.parameters()).device
     stream, prefix = data["train"], data["prefix"]
     length = cfg.block_size + 1 - len(prefix)
     curve = []
@@ -285,7 +282,7 @@ def finetune(model, run: dict, old_vocab: int, data: dict, cfg: NewTokensConfig)
         model.train()
         starts = torch.randint(0, len(stream) - length, (cfg.batch_size,), generator=g)
         w = torch.stack([stream[s:s + length] for s in starts.tolist()])
-        x, y = with_prefix(w, prefix)
+        x, y = (t.to(device) for t in with_prefix(w, prefix))
         for grp in opt.param_groups:  # short linear warmup, then constant
             grp["lr"] = lr * min(1.0, step / max(1, cfg.steps // 10))
         _, loss = model(x, y)

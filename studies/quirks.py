@@ -205,7 +205,7 @@ def quirk_d(sweep_dir, out, log=print):
     Without a finished sweep at sweep_dir, a micro sweep (pystdlib slice, V=2048, one small run)
     is trained into out/quirk-d-sweep first.
     """
-    import torch
+    from train_gpt import load_checkpoint
 
     sweep_dir = Path(sweep_dir) if sweep_dir else None
     if sweep_dir is None or not (sweep_dir / "results.csv").is_file():
@@ -225,7 +225,7 @@ def quirk_d(sweep_dir, out, log=print):
         counts_path = run / "train_counts.npy"
         if not counts_path.is_file() or not (run / "ckpt.pt").is_file():
             continue
-        ck = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=True)
+        ck = load_checkpoint(run / "ckpt.pt")
         weight = ck["model"]["transformer.wte.weight"]
         v = int(run.name[1:].split("_")[0])
         init = 0.02 * weight.shape[1] ** 0.5

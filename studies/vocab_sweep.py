@@ -187,7 +187,7 @@ def model_params(train_cfg, n_vocab, block_size):
     mcfg = GPTConfig(vocab_size=n_vocab, block_size=block_size, **keys)
     with torch.device("meta"):  # shapes only: no memory, no init cost even at 32k x 1024
         model = GPT(mcfg)
-    total = sum(p.numel() for p in model.parameters())
+    total = model.num_params(non_embedding=False)
     vocab_params = mcfg.padded_vocab_size * mcfg.n_embd * (1 if mcfg.tie_embeddings else 2)
     if not mcfg.rope:
         vocab_params += block_size * mcfg.n_embd  # wpe: an embedding table, but of positions
