@@ -10,6 +10,7 @@ vocablab / peer: <= 1.0 means vocablab is at least as fast. All run in the same 
 after another, so the ratio holds on a busy machine even when the absolute seconds do not.
 "same tokens" is the share of vocablab's vocabulary the peer learned too: a sanity check that
 all three solve the same problem (the rest differ mostly by ties between equal counts).
+Separate runs (best of --repeat) split vocablab's time into its phases: counting, merging.
 """
 import argparse
 import os
@@ -59,6 +60,19 @@ def train_rustbpe(docs, vocab_size, workers):
     return {bs for bs, _ in (ranks.items() if isinstance(ranks, dict) else ranks)}
 
 
+def vocablab_phases(docs, vocab_size, workers, repeat):
+    """Where vocablab's time goes: (counting seconds, merging seconds, unique chunks), best of."""
+    count_s = merge_s = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        counts = count_chunks(docs, GPT4_SPLIT_PATTERN, workers=workers)
+        counted = time.perf_counter()
+        train_bpe(counts, vocab_size - 256)
+        count_s = min(count_s, counted - t)
+        merge_s = min(merge_s, time.perf_counter() - counted)
+    return count_s, merge_s, len(counts)
+
+
 def cs336_check(shared):
     """CS336's fixture: corpus.en, GPT-2 pattern, <|endoftext|> as a boundary, vocab 500."""
     path = shared / "data" / "cs336" / "corpus.en"
@@ -104,6 +118,9 @@ def main():
             same = len(tokens[name] & tokens["vocablab"]) / len(tokens["vocablab"])
             print(f"{vocab_size:>6} {name:<14} {best[name]:>8.2f} {ours / best[name]:>14.2f} "
                   f"{same:>12.1%}")
+        count_s, merge_s, chunks = vocablab_phases(docs, vocab_size, args.workers, args.repeat)
+        print(f"{'':>6} vocablab phases: counting {count_s:.2f} s ({chunks:,} unique chunks), "
+              f"merging {merge_s:.2f} s")
     cs = cs336_check(ROOT.parent / "shared")
     if cs is not None:
         print(f"CS336 check (corpus.en, vocab 500, count + train): {cs:.3f}s (target < 1.5 s)")

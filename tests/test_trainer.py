@@ -1,4 +1,5 @@
 """The fast trainer must give exactly the merges of the slow reference, and of CS336's fixture."""
+import os
 import random
 
 import pytest
@@ -208,3 +209,95 @@ def test_stops_when_nothing_left_and_rejects_bad_input():
         train_bpe({b"ab": 1}, -1)
     with pytest.raises(ValueError, match="single-byte"):
         train_bpe({b"ab": 1}, 1, base_vocab={0: b"a"})
+
+
+# ---- the fast counting path for GPT-4's pattern (lines split once, ASCII through `re`) --------
+
+def _plain_counts(docs, pattern):
+    """The definition: findall on every document, counted, as UTF-8 bytes."""
+    import regex
+    from collections import Counter
+
+    counts = Counter()
+    for doc in docs:
+        counts.update(regex.findall(pattern, doc))
+    return {chunk.encode(): n for chunk, n in counts.items()}
+
+
+def test_ascii_twin_splits_every_ascii_text_like_the_gpt4_pattern():
+    import regex
+
+    from tokenizer import GPT4_SPLIT_PATTERN
+    from tokenizer.trainer import _GPT4_ASCII
+
+    full = regex.compile(GPT4_SPLIT_PATTERN)
+    rng = random.Random(21)
+    pieces = [chr(c) for c in range(128)] + [" ", "  ", "\n", "\r\n", "'", "'S", "ll", "a", "7"] * 4
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        assert _GPT4_ASCII.findall(text) == full.findall(text), repr(text)
+
+
+def test_line_class_is_unicode_whitespace_without_newlines():
+    import re
+
+    import regex
+
+    from tokenizer.trainer import _W
+
+    every = "".join(map(chr, range(0x110000)))
+    assert set(re.findall(f"[{_W}]", every)) == set(regex.findall(r"\s", every)) - {"\r", "\n"}
+
+
+def test_fast_counting_equals_findall_on_tricky_texts(monkeypatch):
+    import tokenizer.trainer as trainer
+    from tokenizer import GPT4_SPLIT_PATTERN
+
+    monkeypatch.setattr(trainer, "_BATCH_CHARS", 300)  # many batches: lines repeat across them
+    rng = random.Random(8)
+    alphabet = [" ", " ", "  ", "\n", "\n", "\r", "\r\n", "\t", "\x0b", "\x85", "\u2028", "\u3000",
+                "\x1c", "a", "Z", "é", "1", "²", "'", "s", "LL", ".", ":", "(", "<|x|>"]
+    for trial in range(300):
+        docs = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+                for _ in range(rng.randint(1, 30))]
+        docs += rng.sample(docs, k=len(docs) // 2)  # repeated documents: repeated lines
+        got = count_chunks(docs, GPT4_SPLIT_PATTERN, special_tokens=["<|x|>"])
+        pieces = [p for doc in docs for p in doc.split("<|x|>")]
+        assert got == _plain_counts(pieces, GPT4_SPLIT_PATTERN), (trial, docs)
+
+
+def test_fast_counting_and_training_on_real_text(shared_dir):
+    from tokenizer import GPT4_SPLIT_PATTERN
+
+    text = (shared_dir / "data" / "taylorswift.txt").read_text(encoding="utf-8")[:40_000]
+    docs = [text[i:i + 2000] for i in range(0, len(text), 2000)]
+    counts = count_chunks(docs, GPT4_SPLIT_PATTERN)
+    assert counts == _plain_counts(docs, GPT4_SPLIT_PATTERN)
+    assert count_chunks(docs, GPT4_SPLIT_PATTERN, workers=2) == counts
+    assert train_bpe(counts, 100) == reference_train_bpe(counts, 100)
+
+
+def test_fast_equals_reference_on_random_texts_gpt4_pattern():
+    from tokenizer import GPT4_SPLIT_PATTERN
+
+    rng = random.Random(99)
+    for trial in range(150):
+        docs = _random_docs(rng)
+        counts = count_chunks(docs, GPT4_SPLIT_PATTERN)
+        n = rng.randint(0, 50)
+        assert train_bpe(counts, n) == reference_train_bpe(counts, n), (trial, docs, n)
+
+
+def test_a_failing_worker_raises_instead_of_hanging(monkeypatch):
+    import tokenizer.trainer as trainer
+
+    if os.name != "posix":
+        pytest.skip("the patched function reaches workers only when they are forked")
+
+    def broken(job, docs, counts):
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(trainer, "_BATCH_CHARS", 10)
+    monkeypatch.setattr(trainer, "_count_batch", broken)
+    with pytest.raises(RuntimeError, match="worker failed"):
+        count_chunks(["some text"] * 20, None, workers=2)

@@ -6,6 +6,8 @@ Two ideas make pure Python fast enough (minbpe's loop needs ~7 hours for vocab 4
    cross, and most chunks repeat: 20 MB of Python source is ~90k unique chunks. Counting them is
    embarrassingly parallel (worker processes, one Counter each, summed at the end), and after
    that the corpus itself is no longer needed -- memory is proportional to the unique chunks.
+   For GPT-4's pattern, counting is twice as cheap again: distinct lines are split once, and
+   ASCII text goes through an equivalent pattern for the faster `re` (see _count_by_lines).
 
 2. Never recount. Keep the count of every adjacent pair and, per pair, the list of chunks it
    occurs in. A merge of (a, b) -> X only changes chunks that contain (a, b); for each of those
@@ -17,16 +19,23 @@ Two ideas make pure Python fast enough (minbpe's loop needs ~7 hours for vocab 4
 
 The tie-break (greatest (bytes(left), bytes(right))) must be exact inside a min-heap, so each
 entry carries the pair's bytes in an order-reversing encoding (see _reverse_key).
+
+Where the time goes (20 MB stdlib slice, vocab 16384, 2 cores; bench/train_bpe.py prints it):
+counting ~1.0 s (was 2.0 s), merging ~1.4 s (was 1.8 s; ~0.1 s of it the first pair count).
 """
+import gc
 import heapq
 import itertools
 import os
+import queue
+import re
 from collections import Counter
 
 import numpy as np
 import regex
 
 from .reference import prepare_chunks
+from .regex import GPT4_SPLIT_PATTERN
 
 # ---------------------------------------------------------------------------------------------
 # Step 1: text -> {chunk_bytes: count}
@@ -49,16 +58,22 @@ def count_chunks(texts, pattern, special_tokens=(), workers=1, progress=False):
         raise ValueError("special tokens must be non-empty strings")
     job = (pattern or "", specials)
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
+    _compile(job)  # a bad pattern raises here, in the caller, not in a worker
     batches = _batches(texts, progress)
     head = list(itertools.islice(batches, 2))  # one batch only: not worth starting processes
     if workers == 1 or len(head) < 2:
         total = Counter()
         for batch in itertools.chain(head, batches):
-            total.update(_count_batch(job, batch))
-    else:
-        total = _count_parallel(job, itertools.chain(head, batches), workers)
+            _count_batch(job, batch, total)
+        return _to_bytes(total)
+    return _count_parallel(job, itertools.chain(head, batches), workers)
+
+
+def _to_bytes(counts):
+    """{chunk str: n} -> {chunk UTF-8 bytes: n}."""
+    counts.pop("", None)  # a user pattern may match the empty string: it is no chunk
     result = {}
-    for chunk, n in total.items():
+    for chunk, n in counts.items():
         try:
             key = chunk.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: U+FFFD, as tiktoken (and our encode) do
@@ -93,49 +108,154 @@ def _batches(texts, progress):
 
 
 def _count_parallel(job, batches, workers):
-    """Fan batches out to worker processes, keeping only a few in flight so memory stays flat."""
+    """Fan batches out to worker processes; each keeps ONE running count, sent back at the end.
+
+    (Sending a Counter per batch cost this process 0.17 s of CPU to merge them at 20 MB,
+    taken from the workers on a 2-core machine.) The task queue holds at most two batches per
+    worker, so memory stays flat however long the stream is.
+    """
     import multiprocessing as mp
 
-    total = Counter()
-    with mp.get_context("fork" if os.name == "posix" else "spawn").Pool(workers) as pool:
-        pending = []
-        for batch in batches:
-            pending.append(pool.apply_async(_count_batch, (job, batch)))
-            if len(pending) >= 2 * workers:
-                total.update(pending.pop(0).get())
-        for result in pending:
-            total.update(result.get())
-    return total
+    ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
+    tasks, results = ctx.Queue(2 * workers), ctx.Queue()
+    procs = [ctx.Process(target=_count_worker, args=(job, tasks, results), daemon=True)
+             for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    try:
+        for batch in itertools.chain(batches, [None] * workers):  # None: no more work
+            _patiently(lambda t: tasks.put(batch, timeout=t), procs)
+        total = Counter()
+        for _ in procs:
+            total.update(_patiently(lambda t: results.get(timeout=t), procs))
+        return dict(total)
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+            proc.join()
+
+
+def _patiently(op, procs):
+    """Run op(timeout), a queue put or get, until it succeeds; raise if a worker was killed."""
+    while True:
+        try:
+            return op(0.5)
+        except (queue.Full, queue.Empty):
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"a chunk-counting worker failed (exit code {dead[0]}; "
+                                   f"its traceback, if any, is above)") from None
+
+
+def _count_worker(job, tasks, results):
+    """A worker process: count batches until None arrives. An error ends the process with a
+    traceback on stderr and a non-zero exit code, which the parent turns into an exception."""
+    counts = Counter()
+    for docs in iter(tasks.get, None):
+        _count_batch(job, docs, counts)
+    results.put(_to_bytes(counts))  # encoded here, in parallel
 
 
 _compiled = {}
 
 
-def _count_batch(job, docs):
-    pattern, specials = job
-    key = (pattern, specials)
-    if key not in _compiled:
+def _compile(job):
+    """(chunk pattern, special-token splitter) for a job, compiled once per process."""
+    if job not in _compiled:
+        pattern, specials = job
         split = regex.compile("|".join(regex.escape(s) for s in specials)) if specials else None
-        _compiled[key] = (regex.compile(pattern) if pattern else None, split)
-    chunker, splitter = _compiled[key]
-    counts = Counter()
+        _compiled[job] = (regex.compile(pattern) if pattern else None, split)
+    return _compiled[job]
+
+
+def _count_batch(job, docs, counts):
+    """Add the chunks of a few documents to `counts`."""
+    chunker, splitter = _compile(job)
+    pieces = (p for doc in docs for p in (splitter.split(doc) if splitter else (doc,)) if p)
+    if chunker is None:
+        counts.update(pieces)
+    elif job[0] in _ASCII_TWIN:
+        _count_by_lines(chunker, _ASCII_TWIN[job[0]], pieces, counts)
+    else:
+        for piece in pieces:
+            counts.update(chunker.findall(piece))
+
+
+# GPT-4's pattern spelled for the standard library's `re`, exact on ASCII text only: there
+# \p{L} is [A-Za-z], \p{N} is [0-9] and \s is [ \t\n\v\f\r] (not \x1c-\x1f, which `re` would
+# call space and Unicode does not). `re` splits ~1.6x faster than `regex`.
+_S = r" \t\n\x0b\x0c\r"
+try:
+    _GPT4_ASCII = re.compile(
+        rf"""'(?i:[sdmt]|ll|ve|re)|[^\r\nA-Za-z0-9]?+[A-Za-z]++|[0-9]{{1,3}}+"""
+        rf"""| ?[^{_S}A-Za-z0-9]++[\r\n]*+|[{_S}]++$|[{_S}]*[\r\n]|[{_S}]+(?![^{_S}])|[{_S}]""")
+except re.error:  # `re` reads possessive quantifiers from Python 3.11 on; before, keep `regex`
+    _GPT4_ASCII = regex.compile(GPT4_SPLIT_PATTERN)
+_ASCII_TWIN = {GPT4_SPLIT_PATTERN: _GPT4_ASCII}  # patterns _count_by_lines is proven for
+_W = "\t\x0b\x0c \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"  # \s minus \r \n
+_LINE = re.compile(rf"[^\n]*\n(?:[{_W}]*[\r\n])*(?:[{_W}]+\Z)?|[^\n]+")
+_JOINABLE_START = re.compile(rf"[{_W}]*[^{_W}\r\n]")
+
+
+def _count_by_lines(chunker, ascii_chunker, docs, counts):
+    r"""Add to `counts` exactly what chunker.findall gives on each document, at half the cost.
+
+    For GPT-4's pattern only. (Counting the 20 MB stdlib slice with 2 workers went 2.0 s ->
+    1.0 s, most of it from here.) Three things:
+    - Code and prose repeat whole lines ("        return self\n"), so count distinct lines
+      and split each once: 15.7 of 20 M characters are left to split (1 MB batches).
+    - Lines that are pure ASCII (nearly all) go through _GPT4_ASCII; str.isascii() is a C check.
+    - Lines are joined and split by one findall per group, not one call per line.
+    Why a cut at p changes nothing: the chunk holding text[p-1] must end exactly at p,
+    whether or not the text goes on. It does when text[p-1] is \r or \n, and the whitespace
+    after p holds no \r or \n and ends in a non-space: that newline belongs to a chunk from
+    ` ?[^\s\p{L}\p{N}]++[\r\n]*+` or from the whitespace run around it, where `\s*[\r\n]` stops
+    at the run's last newline -- and on text cut at p, `\s++$` stops there too. Nothing in the
+    pattern looks behind, and `$` sees only the real end. _LINE cuts at such places (trailing
+    whitespace of a document stays attached), so lines can be joined in any order -- except
+    a document's first line if it starts with whitespace holding a newline, and its last line
+    if it does not end in one: those "loose" lines are split alone.
+    """
+    lines, wide, loose = Counter(), Counter(), []  # ASCII lines, other lines, loose lines
     for doc in docs:
-        for piece in (splitter.split(doc) if splitter else (doc,)):
-            if not piece:
-                continue
-            if chunker is None:
-                counts[piece] += 1
-            else:
-                counts.update(chunker.findall(piece))
-    counts.pop("", None)  # a user pattern may match the empty string: it is no chunk
-    return counts
+        parts = _LINE.findall(doc)
+        if not _JOINABLE_START.match(parts[0]):
+            loose.append(parts[0])
+            parts[0] = ""
+        if parts[-1] and parts[-1][-1] not in "\r\n":
+            loose.append(parts[-1])
+            parts[-1] = ""
+        if doc.isascii():
+            lines.update(parts)
+        else:  # 19% of the stdlib slice; even there, most lines are ASCII
+            lines.update([s for s in parts if s.isascii()])
+            wide.update([s for s in parts if not s.isascii()])
+    lines.pop("", None)
+    for line in loose:
+        counts.update((ascii_chunker if line.isascii() else chunker).findall(line))
+    _count_lines(ascii_chunker, lines, counts)
+    _count_lines(chunker, wide, counts)
+
+
+def _count_lines(chunker, lines, counts):
+    """Add the chunks of distinct, joinable lines, each counted as often as its line occurs.
+
+    Most distinct lines occur once (295k of 337k): they are split by one findall with no
+    Python step per line. The rest are grouped by how often they occur.
+    """
+    counts.update(chunker.findall("".join([s for s, n in lines.items() if n == 1])))
+    groups = {}
+    for s, n in [(s, n) for s, n in lines.items() if n > 1]:
+        groups.setdefault(n, []).append(s)
+    for n, group in groups.items():
+        for chunk, k in Counter(chunker.findall("".join(group))).items():
+            counts[chunk] += k * n
 
 
 # ---------------------------------------------------------------------------------------------
 # Step 2: {chunk: count} -> merges
 
-_TOP = 1 << 63  # counts are stored as TOP - count so that the highest count sorts first
-_U32, _SP = "utf-32-be", "surrogatepass"  # a pair as 8 bytes; ids may be surrogate code points
 _FLIP = bytes.maketrans(bytes(range(256)), bytes(range(255, -1, -1)))
 
 
@@ -179,12 +299,12 @@ def train_bpe(chunk_counts, num_merges, *, base_vocab=None, base_merges=None, ne
         words = ["".join(map(chr, w)) for w in ids]
     rkey = {chr(i): _reverse_key(bs) for i, bs in vocab.items()}
     pair_count, where = _initial_pairs(words, counts)
-    # A heap entry is one bytes object, so the heap compares with a single memcmp:
-    # [TOP - count, 8 bytes][reverse key of left][reverse key of right][the pair, UTF-32].
-    # Highest count first, then greatest bytes; the ids only matter between tokens with equal
-    # bytes (an extended vocabulary can have them): then the smaller ids win.
-    heap = [(_TOP - n).to_bytes(8, "big") + rkey[p[0]] + rkey[p[1]] + p.encode(_U32, _SP)
-            for p, n in pair_count.items()]
+    # A heap entry is (-count, reverse key of left, reverse key of right, pair): highest count
+    # first, then greatest bytes; the ids only matter between tokens with equal bytes (an
+    # extended vocabulary can have them): then the smaller ids win. Tuples of shared objects
+    # rather than one packed bytes key, whose encode/decode cost ~1 us per entry (pushing the
+    # new pairs of 16k merges: 0.39 s -> 0.27 s).
+    heap = [(-n, rkey[p[0]], rkey[p[1]], p) for p, n in pair_count.items()]
     heapq.heapify(heap)
 
     bar = None
@@ -193,83 +313,101 @@ def train_bpe(chunk_counts, num_merges, *, base_vocab=None, base_merges=None, ne
         bar = tqdm(total=num_merges, unit="merge", desc="merging")
     merges = []
     heappop, heappush = heapq.heappop, heapq.heappush
-    while len(merges) < num_merges and heap:
-        entry = heappop(heap)
-        ab = entry[-8:].decode(_U32, _SP)
-        n = pair_count.get(ab, 0)
-        if n != _TOP - int.from_bytes(entry[:8], "big"):  # stale: the count went down since
-            if n > 0:
-                heappush(heap, (_TOP - n).to_bytes(8, "big") + entry[8:])
-            continue
-        a = ab[0]
-        ia, ib = ord(a), ord(ab[1])
-        x = new_id
-        new_id += 1
-        X = chr(x)
-        vocab[x] = vocab[ia] + vocab[ib]
-        rkey[X] = _reverse_key(vocab[x])
-        merges.append((ia, ib, x))
-        if verbose:
-            print(f"merge {len(merges)}/{num_merges}: ({ia}, {ib}) -> {x} {vocab[x]!r} "
-                  f"had {n} occurrences")
-        if bar is not None:
-            bar.update(1)
-        # Every pair created now contains X, so it is new: gather it apart, keyed by the other
-        # token -- `before` for (p, X), `after` for (X, n) -- as [count, chunk, chunk, ...], and
-        # publish it once complete. Chunks are visited one at a time, so a chunk is already
-        # listed exactly when it is the last entry.
-        before, after = {}, {}
-        bget, aget = before.get, after.get
-        for wi in where.pop(ab):
-            s = words[wi]
-            i = s.find(ab)
-            if i < 0:  # the pair was merged away here by an earlier merge
+    gc_was_on = gc.isenabled()
+    gc.disable()  # ~10^5 small lists stay alive all along: collections only rescan them (-5%)
+    try:
+        while len(merges) < num_merges and heap:
+            neg, rl, rr, ab = heappop(heap)
+            n = pair_count.get(ab, 0)
+            if n != -neg:  # stale: the count went down since this entry was pushed
+                if n > 0:
+                    heappush(heap, (-n, rl, rr, ab))
                 continue
-            c = counts[wi]
-            size = len(s)
-            end = -1  # end of the previous occurrence in this chunk
-            while True:
-                if i:
-                    if i == end:  # (X, a) was counted by the previous occurrence: now (X, X)
-                        after[a][0] -= c
-                        p = X
-                    else:  # (p, a) becomes (p, X)
-                        pair_count[s[i - 1:i + 1]] -= c
-                        p = s[i - 1]
-                    e = bget(p)
-                    if e is None:
-                        before[p] = [c, wi]
-                    else:
-                        e[0] += c
-                        if e[-1] != wi:
-                            e.append(wi)
-                end = i + 2
-                if end < size:  # (b, n) becomes (X, n)
-                    pair_count[s[i + 1:end + 1]] -= c
-                    nxt = s[end]
-                    e = aget(nxt)
-                    if e is None:
-                        after[nxt] = [c, wi]
-                    else:
-                        e[0] += c
-                        if e[-1] != wi:
-                            e.append(wi)
-                i = s.find(ab, end)
-                if i < 0:
-                    break
-            words[wi] = s.replace(ab, X)
-        del pair_count[ab]
-        rx = rkey[X]
-        for k, e, rk in ([(p + X, e, rkey[p] + rx) for p, e in before.items()]
-                         + [(X + q, e, rx + rkey[q]) for q, e in after.items()]):
-            n = e[0]
-            if n > 0:
-                pair_count[k] = n
-                where[k] = e[1:]
-                heappush(heap, (_TOP - n).to_bytes(8, "big") + rk + k.encode(_U32, _SP))
+            ia, ib = ord(ab[0]), ord(ab[1])
+            x = new_id
+            new_id += 1
+            X = chr(x)
+            vocab[x] = vocab[ia] + vocab[ib]
+            rkey[X] = rx = _reverse_key(vocab[x])
+            merges.append((ia, ib, x))
+            if verbose:
+                print(f"merge {len(merges)}/{num_merges}: ({ia}, {ib}) -> {x} {vocab[x]!r} "
+                      f"had {n} occurrences")
+            if bar is not None:
+                bar.update(1)
+            before, after = _merge_pair(ab, X, words, counts, where.pop(ab), pair_count)
+            del pair_count[ab]
+            for p, e in before.items():
+                if e[0] > 0:
+                    pair_count[p + X] = e[0]
+                    where[p + X] = e[1:]
+                    heappush(heap, (-e[0], rkey[p], rx, p + X))
+            for q, e in after.items():
+                if e[0] > 0:
+                    pair_count[X + q] = e[0]
+                    where[X + q] = e[1:]
+                    heappush(heap, (-e[0], rx, rkey[q], X + q))
+    finally:
+        if gc_was_on:
+            gc.enable()
     if bar is not None:
         bar.close()
     return merges
+
+
+def _merge_pair(ab, X, words, counts, chunks, pair_count):
+    """Replace the pair ab by token X in `chunks`; return the pairs this creates.
+
+    Every pair created contains X, so it is new: (p, X) is gathered in `before` keyed by p, and
+    (X, q) in `after` keyed by q, each as [count, chunk, chunk, ...] (a chunk may repeat: a
+    later visit then finds nothing to do). The pairs that vanish, (p, a) and (b, q), lose
+    exactly what (p, X) and (X, q) gain, so pair_count is lowered once per neighbour after
+    the scan, not once per occurrence. (With tuple heap entries and gc off, the whole of
+    train_bpe at 16k went 1.78 s -> 1.39 s; at 4k 1.19 s -> 0.92 s.)
+    One wrinkle: in a run like "abab", the second ab's left neighbour is the first one's X,
+    so the (X, a) counted at the first occurrence is really (X, X).
+    """
+    a, b = ab
+    before, after = {}, {}
+    bget, aget = before.get, after.get
+    for wi in chunks:
+        s = words[wi]
+        i = s.find(ab)
+        if i < 0:  # the pair was merged away here by an earlier merge
+            continue
+        c = counts[wi]
+        size = len(s)
+        end = -1  # end of the previous occurrence in this chunk
+        while True:
+            if i:
+                p = X if i == end else s[i - 1]
+                e = bget(p)
+                if e is None:
+                    before[p] = [c, wi]
+                else:
+                    e[0] += c
+                    e.append(wi)
+            end = i + 2
+            if end < size:
+                q = s[end]
+                e = aget(q)
+                if e is None:
+                    after[q] = [c, wi]
+                else:
+                    e[0] += c
+                    e.append(wi)
+            i = s.find(ab, end)
+            if i < 0:
+                break
+        words[wi] = s.replace(ab, X)
+    for q, e in after.items():
+        pair_count[b + q] -= e[0]
+    for p, e in before.items():
+        if p != X:
+            pair_count[p + a] -= e[0]
+    if X in before:
+        after[a][0] -= before[X][0]
+    return before, after
 
 
 def _initial_pairs(words, counts):
@@ -280,7 +418,10 @@ def _initial_pairs(words, counts):
     flat = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
     word = np.repeat(np.arange(len(words)), lens)
     inside = word[:-1] == word[1:]  # pairs never straddle two chunks
-    keys = (flat[:-1] << 21 | flat[1:])[inside]
+    bits = 8 if flat.max() < 256 else 21  # bytes only: 16-bit keys, which numpy radix-sorts
+    keys = (flat[:-1] << bits | flat[1:])[inside]
+    if bits == 8:
+        keys = keys.astype(np.uint16)
     word = word[:-1][inside]
     if len(keys) == 0:
         return {}, {}
@@ -289,8 +430,10 @@ def _initial_pairs(words, counts):
     new_key = np.r_[True, keys[1:] != keys[:-1]]
     starts = np.flatnonzero(new_key)
     totals = np.add.reduceat(np.asarray(counts, dtype=np.int64)[word], starts)
-    pairs = [chr(k >> 21) + chr(k & 0x1FFFFF) for k in keys[starts].tolist()]
+    low = (1 << bits) - 1
+    pairs = [chr(k >> bits) + chr(k & low) for k in keys[starts].tolist()]
     first = new_key | np.r_[True, word[1:] != word[:-1]]  # one entry per (pair, word)
-    keys, word = keys[first], word[first]
-    groups = np.split(word, np.flatnonzero(keys[1:] != keys[:-1]) + 1)
-    return dict(zip(pairs, totals.tolist())), {p: g.tolist() for p, g in zip(pairs, groups)}
+    keys, word = keys[first], word[first].tolist()
+    bounds = [0, *(np.flatnonzero(keys[1:] != keys[:-1]) + 1).tolist(), len(word)]
+    where = {p: word[i:j] for p, i, j in zip(pairs, bounds, bounds[1:])}
+    return dict(zip(pairs, totals.tolist())), where
