@@ -6,6 +6,7 @@ import pytest
 
 from tokenizer.reference import merge, reference_train_bpe
 from tokenizer.trainer import count_chunks, train_bpe
+from tokenizer.hf import bytes_to_unicode
 
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 GPT4_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}|"""
@@ -77,23 +78,10 @@ def test_fast_equals_reference_on_real_text(shared_dir):
     assert train_bpe(counts, 120) == reference_train_bpe(counts, 120)
 
 
-def _bytes_to_unicode():
-    """GPT-2's printable stand-ins for bytes, used by the CS336 fixture files."""
-    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-                 + list(range(ord("®"), ord("ÿ") + 1)))
-    chars, extra = {}, 0
-    for b in range(256):
-        if b in printable:
-            chars[b] = chr(b)
-        else:
-            chars[b] = chr(256 + extra)
-            extra += 1
-    return chars
-
-
 def test_cs336_reference_merges(shared_dir):
     cs336 = shared_dir / "data" / "cs336"
-    to_byte = {c: b for b, c in _bytes_to_unicode().items()}
+    # GPT-2 byte-to-unicode table (checked against GPT-2's own files in test_hf_export)
+    to_byte = {c: b for b, c in bytes_to_unicode().items()}
     expected = []
     for line in (cs336 / "train-bpe-reference-merges.txt").read_text(encoding="utf-8").splitlines():
         left, right = line.split(" ")

@@ -13,6 +13,8 @@ ids themselves break the tie: the smaller (left, right) id pair wins.
 """
 from collections import Counter
 
+from .base import merge  # the one merge step, shared with encoding: training and encoding must agree
+
 
 def prepare_chunks(chunk_counts, base_vocab=None, base_merges=None, next_id=None):
     """Turn {chunk_bytes: count} into token-id lists, ready for merging.
@@ -71,22 +73,6 @@ def encode_with_merges(ids, ranks):
             break
         ids = merge(ids, best, ranks[best][1])
     return ids
-
-
-def merge(ids, pair, new_id):
-    """Replace every non-overlapping occurrence of `pair`, scanning left to right.
-
-    Left to right matters for runs: [a, a, a] with pair (a, a) becomes [aa, a], not [a, aa].
-    """
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
 
 
 def reference_train_bpe(chunk_counts, num_merges, *, base_vocab=None, base_merges=None,
