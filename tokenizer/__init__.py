@@ -9,7 +9,8 @@ from .base import Tokenizer
 from .basic import BasicTokenizer
 from .model_file import load
 from .pretrained import GPT2Tokenizer, GPT4Tokenizer, from_tiktoken
-from .regex import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, RegexTokenizer
+from .regex import EOT, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, SPLIT_PATTERNS, RegexTokenizer
 
 __all__ = ["Tokenizer", "BasicTokenizer", "RegexTokenizer", "GPT4Tokenizer", "GPT2Tokenizer",
-           "from_tiktoken", "load", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN"]
+           "from_tiktoken", "load", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN",
+           "SPLIT_PATTERNS", "EOT"]

@@ -16,6 +16,13 @@ GPT2_SPLIT_PATTERN = (
 GPT4_SPLIT_PATTERN = (
     r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
     r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")
+# The names users may give instead of a regex (train_tokenizer.py --pattern, the studies' configs);
+# "none" means no split at all: each document is one chunk (BasicTokenizer).
+SPLIT_PATTERNS = {"gpt4": GPT4_SPLIT_PATTERN, "gpt2": GPT2_SPLIT_PATTERN, "none": ""}
+
+# The document separator every stage agrees on: data.prepare writes it before each document,
+# the studies register it, the trainer samples from it.
+EOT = "<|endoftext|>"
 
 
 class RegexTokenizer(Tokenizer):
