@@ -54,7 +54,7 @@ def ensure_base(spec: BaseSpec, out_dir, device: str = "cpu", quiet: bool = Fals
     from data.prepare import prepare
     from data.sources import iter_documents
     from tokenizer import RegexTokenizer
-    from train_gpt import load_config, train
+    from training import load_config, train
 
     out_dir = Path(out_dir)
     stamp = out_dir / "base.json"
@@ -84,8 +84,8 @@ def ensure_base(spec: BaseSpec, out_dir, device: str = "cpu", quiet: bool = Fals
 
 def load_base(ckpt_path):
     """(model in eval mode, tokenizer, checkpoint dict) from a train_gpt checkpoint."""
-    from sample import load_model
-    from train_gpt import load_run_tokenizer
+    from training import load_model
+    from training import load_run_tokenizer
 
     model, ck = load_model(ckpt_path)
     return model, load_run_tokenizer(ck["tokenizer"], ck.get("special_tokens")), ck

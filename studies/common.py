@@ -30,14 +30,14 @@ class StudyError(ValueError):
 def load_study_config(cls, path=None, overrides=None):
     """cls() <- TOML file <- overrides, by train_gpt's rules (TOML keys == field names, lists
     comma-separated on the command line); errors are StudyErrors."""
-    from train_gpt import load_dataclass
+    from training import load_dataclass
 
     return load_dataclass(cls, path, overrides, error=StudyError, help_cmd="--help")
 
 
 def study_main(argv, cls, run_study, results_markdown, prog, description):
     """The command line of a study whose settings are one dataclass: parse, run, print results.md."""
-    from train_gpt import config_parser
+    from training import config_parser
 
     args = vars(config_parser(cls, description, prog).parse_args(argv))
     path = args.pop("config")
@@ -126,7 +126,7 @@ def prepare_cached(tokenizer_path, docs_jsonl, val_threshold, cache_root, *, wor
     """
     from data.prepare import prepare
     from data.shards import MANIFEST, ShardError, read_manifest
-    from train_gpt import sha256_file
+    from training import sha256_file
 
     tok_sha = sha256_file(tokenizer_path)
     key = hashlib.sha256(f"{tok_sha} {sha256_file(docs_jsonl)} {val_threshold!r}".encode())

@@ -288,7 +288,7 @@ def run_task(name: str, model, bos: int, items: list[dict], cfg: GistConfig, pro
 
 def run_study(cfg: GistConfig, progress: bool = True) -> dict:
     from data.sources import iter_documents
-    from train_gpt import pick_device
+    from training import pick_device
 
     if not cfg.ks or any(k < 1 for k in cfg.ks):
         raise StudyError(f"ks must be positive integers, got {cfg.ks}")

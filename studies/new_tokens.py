@@ -96,7 +96,7 @@ def with_prefix(w: torch.Tensor, prefix: list[int]) -> tuple[torch.Tensor, torch
 
 def bpb(model, w: torch.Tensor, tbytes: torch.Tensor, prefix=(), batch_size: int = 16) -> float:
     """Bits per byte of the windows' targets, by the trainer's own evaluate_bpb."""
-    from train_gpt import evaluate_bpb
+    from training import evaluate_bpb
 
     batches = (with_prefix(w[i:i + batch_size], list(prefix)) for i in range(0, len(w), batch_size))
     return evaluate_bpb(model, batches, tbytes)[1]
@@ -297,7 +297,7 @@ def finetune(model, run: dict, old_vocab: int, data: dict, cfg: NewTokensConfig)
 
 
 def run_study(cfg: NewTokensConfig, progress: bool = True) -> dict:
-    from train_gpt import pick_device
+    from training import pick_device
 
     t_start = time.perf_counter()
     out = Path(cfg.out_dir)

@@ -205,7 +205,7 @@ def quirk_d(sweep_dir, out, log=print):
     Without a finished sweep at sweep_dir, a micro sweep (pystdlib slice, V=2048, one small run)
     is trained into out/quirk-d-sweep first.
     """
-    from train_gpt import load_checkpoint
+    from training import load_checkpoint
 
     sweep_dir = Path(sweep_dir) if sweep_dir else None
     if sweep_dir is None or not (sweep_dir / "results.csv").is_file():

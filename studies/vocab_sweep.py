@@ -91,7 +91,7 @@ SWEEP_HELP = {  # --help text per key (the comments above, for the command line)
 
 
 def _train_keys():
-    from train_gpt import field_types
+    from training import field_types
     return {k: t for k, t in field_types().items() if k not in CONTROLLED}
 
 
@@ -101,7 +101,7 @@ def load_sweep_config(path=None, overrides=None):
     Keys are SweepConfig's fields plus any TrainConfig key the sweep does not set itself
     (n_layer, n_embd, lr, device, ...); those go to every run unchanged.
     """
-    from train_gpt import ConfigError, coerce, load_config, parse_overrides, read_toml
+    from training import ConfigError, coerce, load_config, parse_overrides, read_toml
 
     defaults, train_keys = SweepConfig(), _train_keys()
     values, train = {}, {}
@@ -181,7 +181,7 @@ def model_params(train_cfg, n_vocab, block_size):
     """
     import torch
     from model.gpt import GPT, GPTConfig
-    from train_gpt import MODEL_KEYS
+    from training import MODEL_KEYS
 
     keys = {k: getattr(train_cfg, k) for k in MODEL_KEYS if k != "block_size"}
     mcfg = GPTConfig(vocab_size=n_vocab, block_size=block_size, **keys)
@@ -257,7 +257,7 @@ def train_tokenizers(cfg, docs, out, log=print):
 
 def plan_run(cfg, meta, vocab_size):
     """Everything about one V's runs that follows from the config and its shards' manifest."""
-    from train_gpt import load_config
+    from training import load_config
 
     train, val = meta["splits"]["train"], meta["splits"]["val"]
     # the training stream's bytes per token, <|endoftext|> separators (0 bytes) included: what
@@ -295,7 +295,7 @@ def _time_estimate(flops, mfu=0.3):
 
 def run_one(cfg, plan, shard_dir, tok_path, seed, run_dir, log=print):
     """Train one model (or reuse a finished identical run); returns train()'s result dict."""
-    from train_gpt import load_config, train
+    from training import load_config, train
 
     steps = plan["steps"]
     tcfg = load_config(None, {
@@ -481,7 +481,7 @@ def build_parser():
 
 
 def main(argv=None):
-    from train_gpt import parse_overrides
+    from training import parse_overrides
 
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)

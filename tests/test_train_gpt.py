@@ -19,6 +19,7 @@ import torch
 
 import sample
 import train_gpt
+import training
 from data.loader import ShardLoader
 from data.shards import write_shard
 from model.gpt import GPT, GPTConfig
@@ -76,7 +77,7 @@ def cfg_for(data, out, **kw):
                 n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, max_steps=6, warmup_steps=2,
                 lr=3e-3, eval_interval=3, eval_batches=0, end_sample_tokens=0, seed=7)
     base.update(kw)
-    return train_gpt.load_config(None, base)
+    return training.load_config(None, base)
 
 
 def read_log(out):
@@ -92,35 +93,35 @@ def train_losses(out):
 def test_load_config_toml_and_overrides(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('n_layer = 3\nlr = 1\nrope = false\nout_dir = "out/x"\n')
-    cfg = train_gpt.load_config(str(path), ["--lr=0.5", "--resume", "--n_embd=64"])
+    cfg = training.load_config(str(path), ["--lr=0.5", "--resume", "--n_embd=64"])
     assert (cfg.n_layer, cfg.lr, cfg.rope, cfg.resume, cfg.n_embd, cfg.out_dir) == (3, 0.5, False, True, 64, "out/x")
     path.write_text("n_layers = 3\n")
-    with pytest.raises(train_gpt.ConfigError, match=r"c\.toml.*unknown key 'n_layers'"):
-        train_gpt.load_config(str(path))
+    with pytest.raises(training.ConfigError, match=r"c\.toml.*unknown key 'n_layers'"):
+        training.load_config(str(path))
     path.write_text('n_layer = "four"\n')
-    with pytest.raises(train_gpt.ConfigError, match="n_layer must be int"):
-        train_gpt.load_config(str(path))
-    with pytest.raises(train_gpt.ConfigError, match="unknown config key 'foo'"):
-        train_gpt.load_config(None, ["--foo=1"])
+    with pytest.raises(training.ConfigError, match="n_layer must be int"):
+        training.load_config(str(path))
+    with pytest.raises(training.ConfigError, match="unknown config key 'foo'"):
+        training.load_config(None, ["--foo=1"])
 
 
 def test_help_lists_every_key_with_default(capsys):
     with pytest.raises(SystemExit):
         train_gpt.main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for name, typ in train_gpt.field_types().items():
-        assert f"--{name}" in text and f"({typ.__name__}, default {getattr(train_gpt.TrainConfig(), name)!r})" in text
+    for name, typ in training.field_types().items():
+        assert f"--{name}" in text and f"({typ.__name__}, default {getattr(training.TrainConfig(), name)!r})" in text
 
 
 def test_lr_schedule_by_hand():
-    cfg = train_gpt.load_config(None, dict(lr=1.0, warmup_steps=10, max_steps=110, min_lr_frac=0.1))
-    assert train_gpt.get_lr(0, cfg) == pytest.approx(0.1)
-    assert train_gpt.get_lr(9, cfg) == pytest.approx(1.0)
-    assert train_gpt.get_lr(60, cfg) == pytest.approx(0.1 + 0.9 * 0.5)  # cosine half way
-    assert train_gpt.get_lr(110, cfg) == pytest.approx(0.1)
-    cfg = train_gpt.load_config(None, dict(lr=1.0, warmup_steps=0, max_steps=100, min_lr_frac=0.0, schedule="linear"))
-    assert train_gpt.get_lr(25, cfg) == pytest.approx(0.75)
-    assert train_gpt.get_lr(100, cfg) == pytest.approx(0.0)
+    cfg = training.load_config(None, dict(lr=1.0, warmup_steps=10, max_steps=110, min_lr_frac=0.1))
+    assert training.get_lr(0, cfg) == pytest.approx(0.1)
+    assert training.get_lr(9, cfg) == pytest.approx(1.0)
+    assert training.get_lr(60, cfg) == pytest.approx(0.1 + 0.9 * 0.5)  # cosine half way
+    assert training.get_lr(110, cfg) == pytest.approx(0.1)
+    cfg = training.load_config(None, dict(lr=1.0, warmup_steps=0, max_steps=100, min_lr_frac=0.0, schedule="linear"))
+    assert training.get_lr(25, cfg) == pytest.approx(0.75)
+    assert training.get_lr(100, cfg) == pytest.approx(0.0)
 
 
 # ---- bits per byte -----------------------------------------------------------------------------
@@ -150,10 +151,10 @@ def test_bpb_matches_hand_computation():
             nats += math.log(sum(math.exp(v) for v in row)) - row[yi]
             nbytes += int(token_bytes[yi])
             count += 1
-    loss, bpb = train_gpt.evaluate_bpb(BigramTable(table), batches, token_bytes)
+    loss, bpb = training.evaluate_bpb(BigramTable(table), batches, token_bytes)
     assert loss == pytest.approx(nats / count, rel=1e-6)
     assert bpb == pytest.approx(nats / math.log(2) / nbytes, rel=1e-6)
-    _, first_only = train_gpt.evaluate_bpb(BigramTable(table), batches, token_bytes, max_batches=1)
+    _, first_only = training.evaluate_bpb(BigramTable(table), batches, token_bytes, max_batches=1)
     assert first_only != pytest.approx(bpb)
 
 
@@ -162,7 +163,7 @@ def test_bpb_matches_hand_computation():
 @pytest.fixture(scope="module")
 def run(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    result = train_gpt.train(cfg_for(data, out, max_steps=30, eval_interval=10, lr=1e-2, end_sample_tokens=20))
+    result = training.train(cfg_for(data, out, max_steps=30, eval_interval=10, lr=1e-2, end_sample_tokens=20))
     return out, result
 
 
@@ -183,20 +184,20 @@ def test_train_reports_logs_and_checkpoints(run):
 
 def test_resume_continues_exactly(data, tmp_path):
     kw = dict(max_steps=6, dropout=0.1, eval_interval=2)  # dropout: the RNG state must come back too
-    full = train_gpt.train(cfg_for(data, tmp_path / "full", **kw))
-    part = train_gpt.train(cfg_for(data, tmp_path / "part", stop_at=3, **kw))
+    full = training.train(cfg_for(data, tmp_path / "full", **kw))
+    part = training.train(cfg_for(data, tmp_path / "part", stop_at=3, **kw))
     assert part["steps"] == 3
-    resumed = train_gpt.train(cfg_for(data, tmp_path / "part", resume=True, **kw))
+    resumed = training.train(cfg_for(data, tmp_path / "part", resume=True, **kw))
     assert resumed["steps"] == 6
     assert train_losses(tmp_path / "part") == train_losses(tmp_path / "full")  # bit-for-bit on CPU
     assert resumed["val_bpb"] == full["val_bpb"]
-    with pytest.raises(train_gpt.ConfigError, match="model settings differ"):
-        train_gpt.train(cfg_for(data, tmp_path / "part", resume=True, n_embd=64))
+    with pytest.raises(training.ConfigError, match="model settings differ"):
+        training.train(cfg_for(data, tmp_path / "part", resume=True, n_embd=64))
 
 
 def test_deterministic_for_a_seed(data, tmp_path):
-    a = train_gpt.train(cfg_for(data, tmp_path / "a", max_steps=3))
-    b = train_gpt.train(cfg_for(data, tmp_path / "b", max_steps=3))
+    a = training.train(cfg_for(data, tmp_path / "a", max_steps=3))
+    b = training.train(cfg_for(data, tmp_path / "b", max_steps=3))
     assert train_losses(tmp_path / "a") == train_losses(tmp_path / "b") and a["val_bpb"] == b["val_bpb"]
 
 
@@ -204,15 +205,15 @@ def test_refuses_shards_from_another_tokenizer(data, tmp_path):
     other = RegexTokenizer()
     other.train(" ".join(make_docs(30, 9)), 280)
     other.save(str(tmp_path / "other"))
-    with pytest.raises(train_gpt.ConfigError, match="sha256"):
-        train_gpt.train(cfg_for(data, tmp_path / "x", tokenizer=str(tmp_path / "other.model")))
+    with pytest.raises(training.ConfigError, match="sha256"):
+        training.train(cfg_for(data, tmp_path / "x", tokenizer=str(tmp_path / "other.model")))
 
 
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path):
     # lr 1e30: the first update leaves huge but finite weights, the next forward overflows.
     cfg = cfg_for(data, tmp_path, lr=1e30, warmup_steps=0, grad_clip=0.0, ckpt_interval=1, max_steps=10)
-    with pytest.raises(train_gpt.NonFiniteLoss, match="last good checkpoint"):
-        train_gpt.train(cfg)
+    with pytest.raises(training.NonFiniteLoss, match="last good checkpoint"):
+        training.train(cfg)
     log = read_log(tmp_path)
     finite_steps = [r["step"] for r in log if "loss" in r]
     ck = torch.load(tmp_path / "ckpt.pt", weights_only=True)
@@ -222,17 +223,17 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path):
 
 def test_grad_accumulation_matches_one_big_batch(data, tmp_path):
     """2 micro-batches of 4 == the same 8 windows in one batch (the loader draws per batch index)."""
-    train_gpt.train(cfg_for(data, tmp_path / "acc", batch_size=4, total_batch_tokens=4 * 32 * 2, max_steps=2,
+    training.train(cfg_for(data, tmp_path / "acc", batch_size=4, total_batch_tokens=4 * 32 * 2, max_steps=2,
                             eval_interval=100))
     torch.manual_seed(7)
     model = GPT(GPTConfig(vocab_size=301, block_size=32, n_layer=2, n_head=2, n_embd=32))
     cfg = cfg_for(data, tmp_path / "ref", max_steps=2, eval_interval=100)
-    opt = train_gpt.configure_optimizer(model, cfg, "cpu")
+    opt = training.configure_optimizer(model, cfg, "cpu")
     loader = ShardLoader(data / "shards", "train", 4, 32, seed=7)
     losses = {}
     for step in range(2):
         for g in opt.param_groups:
-            g["lr"] = train_gpt.get_lr(step, cfg)
+            g["lr"] = training.get_lr(step, cfg)
         (x1, y1), (x2, y2) = loader.next_batch(), loader.next_batch()
         _, loss = model(torch.cat([x1, x2]), torch.cat([y1, y2]))
         loss.backward()
@@ -259,12 +260,12 @@ def test_ddp_two_gloo_processes_match_one_process(data, tmp_path):
     cfg = cfg_for(data, tmp_path / "ref", batch_size=2, max_steps=3, warmup_steps=1, eval_interval=3)
     torch.manual_seed(7)
     model = GPT(GPTConfig(vocab_size=301, block_size=32, n_layer=2, n_head=2, n_embd=32))
-    opt = train_gpt.configure_optimizer(model, cfg, "cpu")
+    opt = training.configure_optimizer(model, cfg, "cpu")
     ranks = [ShardLoader(data / "shards", "train", 2, 32, rank=r, world_size=2, seed=7) for r in range(2)]
     losses = {}
     for step in range(3):
         for g in opt.param_groups:
-            g["lr"] = train_gpt.get_lr(step, cfg)
+            g["lr"] = training.get_lr(step, cfg)
         batches = [ld.next_batch() for ld in ranks]
         _, loss = model(torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches]))
         loss.backward()
@@ -274,7 +275,7 @@ def test_ddp_two_gloo_processes_match_one_process(data, tmp_path):
         losses[step + 1] = loss.item()
     assert train_losses(out) == pytest.approx(losses, rel=1e-5)
     val = ShardLoader(data / "shards", "val", 2, 32)  # one process reads the whole val split
-    ref_loss, ref_bpb = train_gpt.evaluate_bpb(model, val, np.load(data / "shards" / "token_bytes.npy"))
+    ref_loss, ref_bpb = training.evaluate_bpb(model, val, np.load(data / "shards" / "token_bytes.npy"))
     ev = [r for r in read_log(out) if "val_bpb" in r][-1]
     assert ev["val_loss"] == pytest.approx(ref_loss, rel=1e-5) and ev["val_bpb"] == pytest.approx(ref_bpb, rel=1e-5)
     assert len(torch.load(out / "ckpt.pt", weights_only=True)["loaders"]) == 2
@@ -285,7 +286,7 @@ def test_wandb_offline_writes_run_files(data, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
-    train_gpt.train(cfg_for(data, tmp_path / "out", max_steps=2, eval_interval=2, wandb_project="vocablab-test"))
+    training.train(cfg_for(data, tmp_path / "out", max_steps=2, eval_interval=2, wandb_project="vocablab-test"))
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
 
@@ -326,7 +327,7 @@ def test_sample_cli(run, capsys, tmp_path):
 
 def test_sample_greedy_equals_model_argmax(run):
     out, _ = run
-    model, ck = sample.load_model(out)
+    model, ck = training.load_model(out)
     idx = torch.tensor([[ck["eot_id"], 5, 6]])
     gen = model.generate(idx, 5, temperature=0)
     logits, _ = model(gen[:, :-1])

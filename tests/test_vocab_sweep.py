@@ -161,7 +161,7 @@ def test_flops_arithmetic_by_hand():
     assert plan_steps("bytes", 1000, 10, bytes_per_token=2.5) == 40
     assert plan_steps("bytes", 1, 10, bytes_per_token=2.5) == 1  # never zero steps
     # a one-layer model counted by hand: attention 8*24 + 8*8, MLP 8*32 + 32*8, three RMSNorms
-    from train_gpt import load_config
+    from training import load_config
     tcfg = load_config(None, {"n_layer": 1, "n_head": 2, "n_embd": 8})
     nonemb, emb, rows = model_params(tcfg, n_vocab=100, block_size=16)
     assert (nonemb, emb, rows) == (192 + 64 + 256 + 256 + 3 * 8, 128 * 8, 128)

@@ -1,0 +1,277 @@
+"""The training loop: config -> init -> data -> model -> optimizer -> loop -> checkpoints.
+
+Read it top to bottom like nanoGPT's train.py; `train(cfg)` is a function so that train_gpt.py and
+the studies run the same loop.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from data.loader import ShardLoader
+from data.shards import load_token_bytes, read_manifest
+from model.gpt import GPT, GPTConfig
+from training.checkpoint import load_checkpoint, load_run_tokenizer, save_checkpoint, sha256_file
+from training.config import MODEL_KEYS, ConfigError, TrainConfig
+from training.evaluate import evaluate_bpb, sample_text
+from training.runtime import all_reduce_sum, gather, setup_distributed
+
+
+def get_lr(step: int, cfg: TrainConfig) -> float:
+    """Learning rate for optimizer step `step` (0-based): linear warmup, then cosine or linear decay."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    decay = 0.5 * (1 + math.cos(math.pi * progress)) if cfg.schedule == "cosine" else 1 - progress
+    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * decay)
+
+
+def open_data(cfg: TrainConfig):
+    """Read the manifest, check the shards were made with cfg.tokenizer, return (manifest, token_bytes)."""
+    manifest = read_manifest(cfg.data_dir)
+    recorded = manifest.get("tokenizer", {})
+    if cfg.tokenizer:
+        if not os.path.isfile(cfg.tokenizer):
+            raise FileNotFoundError(f"tokenizer file not found: {cfg.tokenizer} (set --tokenizer=PATH, "
+                                    "or --tokenizer= to use the one recorded in the shards' meta.json)")
+        sha = sha256_file(cfg.tokenizer)
+        if sha != recorded.get("sha256"):
+            raise ConfigError(f"{cfg.data_dir}/meta.json: the shards were made with tokenizer "
+                             f"{recorded.get('path')!r} (sha256 {str(recorded.get('sha256'))[:12]}...), but "
+                             f"{cfg.tokenizer} has sha256 {sha[:12]}...; re-run data.prepare with this "
+                             "tokenizer or point --tokenizer at the right file")
+    return manifest, load_token_bytes(cfg.data_dir)
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def configure_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only: decaying norm gains or biases just fights the model."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                             fused=device.split(":")[0] in ("cuda", "cpu"))  # one kernel, not a loop
+
+
+class _StopFlag:
+    """First Ctrl-C asks the loop to checkpoint and stop at the end of the step; a second one aborts."""
+
+    def __init__(self):
+        self.requested, self.previous = False, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # signal() works only there
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: saving a checkpoint at the end of this step (press again to abort)", flush=True)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run training as configured; return the final metrics (see docs/design.md)."""
+    # ---- init
+    rank, world, device = setup_distributed(cfg)
+    master = rank == 0
+    device_type = device.split(":")[0]
+    use_bf16 = cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and device_type == "cuda")
+    autocast = (lambda: torch.autocast(device_type=device_type, dtype=torch.bfloat16)) if use_bf16 \
+        else contextlib.nullcontext
+    if device_type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    out_dir = Path(cfg.out_dir)
+    ckpt_path = out_dir / "ckpt.pt"
+    if master:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    # ---- data
+    manifest, token_bytes = open_data(cfg)
+    vocab_size = int(manifest["vocab_size"])
+    tok_path = cfg.tokenizer or manifest.get("tokenizer", {}).get("path", "")
+    tokens_per_micro = cfg.batch_size * cfg.block_size * world
+    total = cfg.total_batch_tokens or tokens_per_micro
+    if total % tokens_per_micro:
+        raise ConfigError(f"total_batch_tokens={total} is not a multiple of batch_size*block_size*world_size"
+                          f" = {cfg.batch_size}*{cfg.block_size}*{world} = {tokens_per_micro}")
+    accum = total // tokens_per_micro
+    train_loader = ShardLoader(cfg.data_dir, "train", cfg.batch_size, cfg.block_size,
+                               rank=rank, world_size=world, seed=cfg.seed, device=device)
+    val_loader = ShardLoader(cfg.data_dir, "val", cfg.batch_size, cfg.block_size,
+                             rank=rank, world_size=world, seed=cfg.seed, device=device)
+
+    # ---- model: same seed on every rank, then a per-rank seed so dropout differs across ranks
+    torch.manual_seed(cfg.seed)
+    mcfg = GPTConfig(vocab_size=vocab_size, dropout=cfg.dropout, **{k: getattr(cfg, k) for k in MODEL_KEYS})
+    raw_model = GPT(mcfg).to(device)
+    torch.manual_seed(cfg.seed + rank)
+
+    # ---- optimizer, and resume
+    optimizer = configure_optimizer(raw_model, cfg, device)
+    step, last_eval = 0, {"val_loss": float("nan"), "val_bpb": float("nan")}
+    if cfg.resume:
+        ck = load_checkpoint(ckpt_path)
+        saved = ck["config"]
+        changed = [k for k in MODEL_KEYS if saved.get(k) != getattr(cfg, k)]
+        if changed or ck["world_size"] != world:
+            raise ConfigError(f"{ckpt_path}: cannot resume: " + (f"model settings differ ({', '.join(changed)})"
+                              if changed else f"written by {ck['world_size']} processes, now {world}"))
+        raw_model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        train_loader.load_state_dict(ck["loaders"][rank])
+        torch.set_rng_state(ck["rng"][rank]["cpu"])
+        if device_type == "cuda" and ck["rng"][rank]["cuda"] is not None:
+            torch.cuda.set_rng_state(ck["rng"][rank]["cuda"])
+        step, last_eval = ck["step"], ck.get("last_eval", last_eval)
+        if master:
+            print(f"resumed from {ckpt_path} at step {step}")
+    model = torch.compile(raw_model) if cfg.compile else raw_model
+    if world > 1:
+        # broadcast_buffers=False: the only buffers are the RoPE tables, computed from the config and
+        # equal on every rank; broadcasting them would cost a collective every forward pass.
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[int(os.environ["LOCAL_RANK"])] if device_type == "cuda" else None,
+            broadcast_buffers=False)
+
+    tok = None
+    if master and (cfg.sample_tokens or cfg.end_sample_tokens) and tok_path and os.path.isfile(tok_path):
+        tok = load_run_tokenizer(tok_path, manifest.get("tokenizer", {}).get("special_tokens"))
+    log_file = open(out_dir / "log.jsonl", "a" if cfg.resume else "w") if master else None
+    wandb_run = None
+    if master and cfg.wandb_project:
+        import wandb  # optional dependency: only needed when asked for
+
+        wandb_run = wandb.init(project=cfg.wandb_project, name=cfg.wandb_run_name or None, config=asdict(cfg),
+                               dir=os.environ.get("WANDB_DIR", str(out_dir)))
+
+    def log(record: dict, line: str | None = None):
+        if not master:
+            return
+        if line:
+            print(line, flush=True)
+        log_file.write(json.dumps(record) + "\n")
+        log_file.flush()
+        if wandb_run is not None:
+            wandb_run.log({k: v for k, v in record.items() if k != "step" and v is not None}, step=record["step"])
+
+    def checkpoint():
+        loaders = gather(train_loader.state_dict(), world)
+        rngs = gather({"cpu": torch.get_rng_state(),
+                       "cuda": torch.cuda.get_rng_state() if device_type == "cuda" else None}, world)
+        if master:
+            save_checkpoint(ckpt_path, {
+                "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "loaders": loaders,
+                "rng": rngs, "step": step, "world_size": world, "config": asdict(cfg),
+                "model_config": asdict(mcfg), "tokenizer": os.path.abspath(tok_path) if tok_path else "",
+                "tokenizer_sha256": manifest.get("tokenizer", {}).get("sha256", ""),
+                "special_tokens": manifest.get("tokenizer", {}).get("special_tokens", {}),
+                "eot_id": manifest.get("eot_id"), "last_eval": last_eval})
+
+    def run_eval():
+        loss, bpb = evaluate_bpb(model, val_loader, token_bytes, cfg.eval_batches or None, autocast)
+        last_eval.update(val_loss=loss, val_bpb=bpb)
+        log({"step": step, "val_loss": loss, "val_bpb": bpb},
+            f"step {step:>6} | val loss {loss:.4f} | val bpb {bpb:.4f}")
+        if tok is not None and cfg.sample_tokens:
+            print("---\n" + sample_text(raw_model, tok, manifest.get("eot_id"), cfg.sample_tokens, cfg,
+                                       cfg.seed + step, device) + "\n---", flush=True)
+
+    if master:
+        print(f"model: {raw_model.num_params():,} non-embedding params, vocab {vocab_size} "
+              f"(padded {mcfg.padded_vocab_size}) | {device}{' bf16' if use_bf16 else ''} | "
+              f"{world} process(es) x {cfg.batch_size} x {cfg.block_size} x {accum} accum = {total:,} tokens/step")
+
+    # ---- loop
+    end = min(cfg.max_steps, cfg.stop_at) if cfg.stop_at else cfg.max_steps
+    timed_tokens, timed_s, interrupted = 0, 0.0, False
+    model.train()
+    with _StopFlag() as stop:
+        while step < end:
+            t0 = time.perf_counter()
+            lr = get_lr(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = torch.zeros((), device=device)
+            for micro in range(accum):
+                x, y = train_loader.next_batch()
+                # Only the last micro-step all-reduces gradients; the others just accumulate locally.
+                sync = contextlib.nullcontext() if world == 1 or micro == accum - 1 else model.no_sync()
+                with sync, autocast():
+                    _, loss = model(x, y)
+                (loss / accum).backward()
+                loss_sum += loss.detach()
+            # One all-reduce: the mean loss over all processes, and whether any of them got Ctrl-C.
+            flags = all_reduce_sum(torch.stack([loss_sum.float() / accum, torch.tensor(
+                float(stop.requested), device=device)]))
+            summed_means, stops = flags.tolist()  # the step's one device-to-host sync
+            loss_val, stop.requested = summed_means / world, stops > 0
+            if not math.isfinite(loss_val):
+                optimizer.zero_grad(set_to_none=True)
+                where = f"the last good checkpoint {ckpt_path} is kept" if ckpt_path.exists() else \
+                    "no checkpoint was written"
+                msg = (f"loss is {loss_val} at step {step + 1}: training stopped ({where}). "
+                       "Try a lower lr, more warmup or grad_clip.")
+                if master:
+                    log({"step": step + 1, "error": msg})
+                _finish(log_file, wandb_run)
+                raise NonFiniteLoss(msg)
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if device_type == "cuda":
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+            if step > 1 or end == 1:  # the first step pays for compilation and allocator warm-up
+                timed_tokens, timed_s = timed_tokens + total, timed_s + dt
+            if step % cfg.log_interval == 0 or step == end:
+                mfu = raw_model.estimate_mfu(total // world, dt) if device_type == "cuda" else None
+                line = (f"step {step:>6}/{cfg.max_steps} | loss {loss_val:.4f} | lr {lr:.2e} | "
+                        f"{total / dt:,.0f} tok/s | {dt * 1000:.1f} ms" + (f" | mfu {mfu:.1%}" if mfu else ""))
+                log({"step": step, "loss": loss_val, "lr": lr, "tokens_per_s": total / dt, "ms": dt * 1000,
+                     "mfu": mfu, "grad_norm": norm.item() if norm is not None else None}, line)
+            if step % cfg.eval_interval == 0 or step == cfg.max_steps:
+                run_eval()
+            if stop.requested:
+                interrupted = True
+                break
+            if (cfg.ckpt_interval and step % cfg.ckpt_interval == 0) or step == end:
+                checkpoint()
+        if interrupted:
+            checkpoint()
+            if master:
+                print(f"stopped by Ctrl-C at step {step}; checkpoint {ckpt_path} (continue with --resume)")
+
+    # ---- report
+    if master and tok is not None and cfg.end_sample_tokens and not interrupted:
+        print("--- sample ---\n" + sample_text(raw_model, tok, manifest.get("eot_id"), cfg.end_sample_tokens,
+                                               cfg, cfg.seed, device) + "\n--------------", flush=True)
+    _finish(log_file, wandb_run)
+    return {**last_eval, "out_dir": str(out_dir), "steps": step, "tokens": step * total,
+            "tokens_per_s": timed_tokens / timed_s if timed_s else float("nan"), "interrupted": interrupted}
+
+
+def _finish(log_file, wandb_run):
+    if log_file is not None:
+        log_file.close()
+    if wandb_run is not None:
+        wandb_run.finish()
