@@ -56,12 +56,16 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
+def param_groups(params, weight_decay: float) -> list[dict]:
+    """AdamW groups: weight decay on matrices only; decaying norm gains or biases just fights the model."""
+    params = [p for p in params if p.requires_grad]
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+
 def configure_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only: decaying norm gains or biases just fights the model."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+    """AdamW over the trainable parameters, grouped by `param_groups`."""
+    return torch.optim.AdamW(param_groups(model.parameters(), cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                              fused=device.split(":")[0] in ("cuda", "cpu"))  # one kernel, not a loop
 
 
