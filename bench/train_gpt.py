@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model.gpt import GPT, GPTConfig, device_peak_flops  # noqa: E402
+from model.gpt import GPT, GPTConfig  # noqa: E402
+from training import device_peak_flops  # noqa: E402
 
 NANOGPT_QUOTED_TOKENS_PER_S = 9500  # nanoGPT train.py, this CPU config, 2 cores (issue 4)
 

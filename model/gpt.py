@@ -347,28 +347,9 @@ class GPT(nn.Module):
                                                                if c.tie_embeddings else 0)
         return 6 * matmul_params + 12 * c.n_layer * c.n_embd * c.block_size
 
-    def estimate_mfu(self, tokens_per_iter: int, dt: float, peak_flops: float | None = None) -> float | None:
-        """Model FLOPs utilisation: achieved FLOP/s over the device's bf16 dense peak (None if unknown)."""
-        peak = peak_flops if peak_flops is not None else device_peak_flops()
-        if not peak or dt <= 0:
+    def estimate_mfu(self, tokens_per_iter: int, dt: float, peak_flops: float | None) -> float | None:
+        """Model FLOPs utilisation: achieved FLOP/s over the device's peak (None if the peak is unknown)."""
+        if not peak_flops or dt <= 0:
             return None
-        return self.flops_per_token() * tokens_per_iter / dt / peak
+        return self.flops_per_token() * tokens_per_iter / dt / peak_flops
 
-
-# Dense bf16 tensor-core peaks from the vendors' datasheets (no sparsity), matched by device name.
-BF16_PEAK_FLOPS = [
-    ("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12), ("H200", 989e12), ("GH200", 989e12),
-    ("B200", 2250e12), ("A100", 312e12), ("L40S", 362e12), ("L40", 181e12), ("L4", 121e12), ("A10G", 70e12),
-]
-
-
-def device_peak_flops(name: str | None = None) -> float | None:
-    """bf16 peak of the current CUDA device (or of the named one), None for CPUs and unknown GPUs."""
-    if name is None:
-        if not torch.cuda.is_available():
-            return None
-        name = torch.cuda.get_device_name()
-    for key, flops in BF16_PEAK_FLOPS:
-        if key in name:
-            return flops
-    return None

@@ -284,7 +284,7 @@ def plan_run(cfg, meta, vocab_size):
 def _time_estimate(flops, mfu=0.3):
     """' (estimate: ...)' on a GPU whose bf16 peak model.gpt knows, else ''."""
     import torch
-    from model.gpt import device_peak_flops
+    from training import device_peak_flops
 
     peak = device_peak_flops() if torch.cuda.is_available() else None
     if not peak:

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from model.gpt import GPT, GPTConfig, device_peak_flops
+from model.gpt import GPT, GPTConfig
+from training import device_peak_flops
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -23,7 +23,7 @@ from model.gpt import GPT, GPTConfig
 from training.checkpoint import load_checkpoint, load_run_tokenizer, save_checkpoint, sha256_file
 from training.config import MODEL_KEYS, ConfigError, TrainConfig
 from training.evaluate import evaluate_bpb, sample_text
-from training.runtime import all_reduce_sum, gather, setup_distributed
+from training.runtime import all_reduce_sum, device_peak_flops, gather, setup_distributed
 
 
 def get_lr(step: int, cfg: TrainConfig) -> float:
@@ -248,7 +248,7 @@ def train(cfg: TrainConfig) -> dict:
             if step > 1 or end == 1:  # the first step pays for compilation and allocator warm-up
                 timed_tokens, timed_s = timed_tokens + total, timed_s + dt
             if step % cfg.log_interval == 0 or step == end:
-                mfu = raw_model.estimate_mfu(total // world, dt) if device_type == "cuda" else None
+                mfu = raw_model.estimate_mfu(total // world, dt, device_peak_flops()) if device_type == "cuda" else None
                 line = (f"step {step:>6}/{cfg.max_steps} | loss {loss_val:.4f} | lr {lr:.2e} | "
                         f"{total / dt:,.0f} tok/s | {dt * 1000:.1f} ms" + (f" | mfu {mfu:.1%}" if mfu else ""))
                 log({"step": step, "loss": loss_val, "lr": lr, "tokens_per_s": total / dt, "ms": dt * 1000,

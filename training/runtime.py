@@ -44,3 +44,22 @@ def gather(obj, world: int) -> list:
     out = [None] * world
     dist.all_gather_object(out, obj)
     return out
+
+
+# Dense bf16 tensor-core peaks from the vendors' datasheets (no sparsity), matched by device name.
+BF16_PEAK_FLOPS = [
+    ("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12), ("H200", 989e12), ("GH200", 989e12),
+    ("B200", 2250e12), ("A100", 312e12), ("L40S", 362e12), ("L40", 181e12), ("L4", 121e12), ("A10G", 70e12),
+]
+
+
+def device_peak_flops(name: str | None = None) -> float | None:
+    """bf16 peak of the current CUDA device (or of the named one), None for CPUs and unknown GPUs."""
+    if name is None:
+        if not torch.cuda.is_available():
+            return None
+        name = torch.cuda.get_device_name()
+    for key, flops in BF16_PEAK_FLOPS:
+        if key in name:
+            return flops
+    return None
