@@ -2,7 +2,8 @@
 # Installs what tests/test_playground.py's real-browser test needs on a Debian CI machine:
 # Debian's Chromium (the test drives /usr/bin/chromium; we never run `playwright install`,
 # which would download a second browser from outside PyPI) and the Python Playwright driver.
-# Called by .ci/run before `make test`. Without these the browser test skips with a reason.
+# Called by .ci/run before `make test`. Without these the browser test skips with a reason,
+# except under CI=true (as .ci/run sets), where it fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
