@@ -397,7 +397,8 @@ def prepare(tokenizer, sources, out_dir, *, val_fraction=0.005, shard_tokens=100
     tmp = _partial_dir(out_dir)
     try:
         splits = _encode_into(tmp, docs, tok, table, eot_id, dtype, val_fraction=val_fraction,
-                              shard_tokens=shard_tokens, workers=workers, progress=progress)
+                              shard_tokens=shard_tokens, workers=workers, progress=progress,
+                              tok_label=tokenizer)
         if splits["train"]["documents"] == 0:
             hint = (" or --txt-mode lines|separator (with --txt-mode file each text file is one "
                     "document)" if whole_files else "")
@@ -428,38 +429,41 @@ def _pretrained_name(spec, tok):
 
 
 def _encode_into(out_dir, docs, tok, table, eot_id, dtype, *, val_fraction, shard_tokens,
-                 workers, progress) -> dict:
+                 workers, progress, tok_label) -> dict:
     """Encode and write both splits' shards into out_dir; returns meta.json's "splits"."""
     writers = {s: _SplitWriter(out_dir, s, dtype, shard_tokens) for s in ("train", "val")}
     held = None  # (hash, tokens, nbytes): smallest-hash train document while val is still empty
     seen = spelled = 0  # UTF-8 bytes read, and bytes the tokens decode to
 
-    bar = tqdm(desc="encoding", unit="B", unit_scale=True, disable=not progress)
+    # leave=False: the bar clears itself, so an error is the only line left on the terminal;
+    # disable=None: no bar when stderr is not a terminal (a log file gets the summary only)
+    bar = tqdm(desc="encoding", unit="B", unit_scale=True, disable=None if progress else True,
+               leave=False)
     t0, n_tokens = time.perf_counter(), 0
-    for hashes, nbytes, lens, tokens in _encoded_batches(
-            _batches(docs), _fast_encoder(tok), eot_id, workers):
-        seen += int(nbytes.sum())
-        spelled += int(table[tokens].sum())
-        if spelled != seen:
-            raise PrepareError(_dropped_text(tok, seen, spelled))
-        ends = np.cumsum(lens)
-        for h, nb, end, n in zip(hashes, nbytes, ends, lens):
-            doc_tokens = tokens[end - n:end]
-            if h < val_fraction:
-                if held is not None:
-                    writers["train"].add(*held[1:])
-                    held = None
-                writers["val"].add(doc_tokens, nb)
-            elif writers["val"].documents == 0 and (held is None or h < held[0]):
-                if held is not None:
-                    writers["train"].add(*held[1:])
-                held = (h, doc_tokens, nb)
-            else:
-                writers["train"].add(doc_tokens, nb)
-        n_tokens += int(lens.sum())
-        bar.update(int(nbytes.sum()))
-        bar.set_postfix_str(f"{n_tokens / (time.perf_counter() - t0):,.0f} tokens/s")
-    bar.close()
+    with bar:
+        for hashes, nbytes, lens, tokens in _encoded_batches(
+                _batches(docs), _fast_encoder(tok), eot_id, workers):
+            seen += int(nbytes.sum())
+            spelled += int(table[tokens].sum())
+            if spelled != seen:
+                raise PrepareError(_dropped_text(tok_label, tok.pattern, seen, spelled))
+            ends = np.cumsum(lens)
+            for h, nb, end, n in zip(hashes, nbytes, ends, lens):
+                doc_tokens = tokens[end - n:end]
+                if h < val_fraction:
+                    if held is not None:
+                        writers["train"].add(*held[1:])
+                        held = None
+                    writers["val"].add(doc_tokens, nb)
+                elif writers["val"].documents == 0 and (held is None or h < held[0]):
+                    if held is not None:
+                        writers["train"].add(*held[1:])
+                    held = (h, doc_tokens, nb)
+                else:
+                    writers["train"].add(doc_tokens, nb)
+            n_tokens += int(lens.sum())
+            bar.update(int(nbytes.sum()))
+            bar.set_postfix_str(f"{n_tokens / (time.perf_counter() - t0):,.0f} tokens/s")
     if held is not None:  # val_fraction selected nothing: the smallest-hash document is val
         print(f"note: val_fraction {val_fraction} selected no document; using the one with "
               f"the smallest hash as val", file=sys.stderr)
@@ -469,10 +473,10 @@ def _encode_into(out_dir, docs, tok, table, eot_id, dtype, *, val_fraction, shar
     return {s: w.summary() for s, w in writers.items()}
 
 
-def _dropped_text(tok, seen, spelled) -> str:
+def _dropped_text(tok_label, pattern, seen, spelled) -> str:
     share = (seen - spelled) / seen
-    return (f"tokenizer {tok.name!r} drops {share:.2%} of the text's bytes (in the first "
-            f"{seen:,} bytes read): its split pattern {tok.pattern!r} does not match every "
+    return (f"tokenizer {tok_label} drops {share:.2%} of the text's bytes (in the first "
+            f"{seen:,} bytes read): its split pattern {pattern!r} does not match every "
             f"character, so bytes/token and bits per byte would be measured on other text than "
             f"the corpus; retrain it with a pattern that covers every character (e.g. "
             f"train_tokenizer.py --pattern gpt4)")
@@ -525,8 +529,9 @@ def build_parser():
          help="output directory, e.g. data/shards/shakespeare4k (default: data/shards/<tokenizer "
               "name>); a previous data.prepare output there is replaced, anything else is refused")
     _add(p, "--overwrite", action="store_true",
-         help="write into a non-empty directory that is not a data.prepare output; its files are "
-              "kept (never deleted or replaced), the shards are added beside them")
+         help="write into a non-empty directory that is not a data.prepare output, e.g. a "
+              "project folder; its files are kept (never deleted or replaced), the shards are "
+              "added beside them")
     _add(p, "--val-fraction", type=float, default=0.005, metavar="F",
          help="share of documents held out for validation, chosen by a hash of each document, "
               "in (0, 1), e.g. 0.05 (default: 0.005; at least one document always)")
