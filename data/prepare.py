@@ -190,7 +190,7 @@ OUR_NAMES = (MANIFEST, "token_bytes.npy", "train_000000.bin", "val_000000.bin")
 
 
 def listed_files(meta: dict) -> set[str]:
-    """The files a vocablab manifest owns in its directory, itself included: all a re-run replaces."""
+    """The files a vocablab manifest owns in its folder, itself included: all a re-run replaces."""
     names = {MANIFEST, meta.get("token_bytes")}
     for split in (meta.get("splits") or {}).values():
         names.update(split.get("shards") or [])
@@ -200,7 +200,7 @@ def listed_files(meta: dict) -> set[str]:
 
 
 def check_output_dir(out_dir: Path, overwrite: bool = False) -> set[str]:
-    """The files of a previous data.prepare output in out_dir (empty if none); refuses a foreign folder.
+    """The files of a previous data.prepare output in out_dir (none: empty); refuses others.
 
     Only the files a vocablab manifest in out_dir lists are ever replaced or deleted. A non-empty
     folder without one is refused unless `overwrite`, and even then its files are kept: the
@@ -304,9 +304,11 @@ def load_tokenizer(spec):
         raise UsageError(f"--tokenizer {spec}: no such file, and not a pretrained name "
                          f"({', '.join(PRETRAINED)}); train one with train_tokenizer.py") from None
     except IsADirectoryError:
-        raise UsageError(f"--tokenizer {spec}: a directory; give the .model file inside it") from None
+        raise UsageError(f"--tokenizer {spec}: a directory; give the .model file inside "
+                         f"it") from None
     except Exception as e:  # ValueError with file:line, regex.error, tiktoken's RuntimeError ...
-        raise PrepareError(f"--tokenizer {spec}: cannot load it ({type(e).__name__}: {e})") from None
+        raise PrepareError(f"--tokenizer {spec}: cannot load it "
+                           f"({type(e).__name__}: {e})") from None
 
 
 def tokenizer_sha256(spec, tok=None) -> str:
@@ -372,14 +374,17 @@ def _resolve_sources(sources, txt_mode, skipped):
 def prepare(tokenizer, sources, out_dir, *, val_fraction=0.005, shard_tokens=100_000_000,
             workers=1, txt_mode="file", separator=EOT, text_field="text", max_documents=None,
             overwrite=False, progress=False) -> dict:
-    """Encode `sources` with `tokenizer` (a .model path or cl100k/gpt2) into `out_dir`; returns the manifest.
+    """Encode `sources` with `tokenizer` (a .model path, cl100k or gpt2) into `out_dir`.
+
+    Returns the manifest (meta.json). Errors are PrepareError (UsageError for bad arguments),
+    each one line naming the file and the fix.
 
     The new output is built in a hidden folder beside out_dir and moved in only when complete,
     so a run that fails or is interrupted leaves out_dir as it was. Only files listed by the
     vocablab manifest already in out_dir are replaced; see check_output_dir.
     """
     _check_options(val_fraction, workers, shard_tokens, max_documents, txt_mode, separator)
-    out_dir = Path(os.path.abspath(out_dir)) if str(out_dir) in ("", ".") else Path(out_dir)
+    out_dir = Path(os.path.abspath(out_dir))  # "." and "x/..": the partial folder needs a name
     sources = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
     tok = load_tokenizer(tokenizer)
     tok_sha = tokenizer_sha256(tokenizer, tok)
@@ -493,7 +498,8 @@ examples:
   python -m data.prepare --tokenizer tokenizers/shakespeare4k.model --source shakespeare \\
       --out data/shards/shakespeare4k --val-fraction 0.05
   python -m data.prepare --tokenizer cl100k --source notes/ --out data/shards/notes-cl100k
-  python -m data.prepare --tokenizer t.model --source book.txt --txt-mode lines --out data/shards/book
+  python -m data.prepare --tokenizer t.model --source book.txt --txt-mode lines \\
+      --out data/shards/book
 
 Long options may be written with '-' or '_' (--val-fraction, --val_fraction). The output folder
 is replaced only where a previous data.prepare run wrote it (the files its meta.json lists);
@@ -515,8 +521,14 @@ def _txt_mode(value):
     return {"line": "lines"}.get(value, value)  # train_tokenizer.py's --doc-per spelling
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # one line, like every other failure of this command (argparse prints the usage block)
+        _fail(2, f"{message} (see python -m data.prepare --help)")
+
+
 def build_parser():
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m data.prepare", epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Encode a corpus into llm.c-format train/val token shards plus meta.json "
@@ -545,11 +557,13 @@ def build_parser():
          help="encoding processes, e.g. 4 (default: CPU count, at most 8; 0 = encode in this "
               "process); the output is the same for any value")
     _add(p, "--txt-mode", "--doc-per", type=_txt_mode, choices=TXT_MODES, default="file",
+         metavar="MODE",
          help="how a text file splits into documents: the whole file is one (file), each "
               "non-blank line is one (lines), or split on --separator (separator); e.g. "
-              "--txt-mode lines for one sentence per line (default: file)")
+              "--txt-mode lines for one sentence per line (default: file; --doc-per line, "
+              "train_tokenizer.py's spelling, is accepted too)")
     _add(p, "--separator", default=EOT, metavar="TEXT",
-         help=f"document separator for --txt-mode separator, e.g. '\\n\\n\\n' (default: {EOT})")
+         help=f"document separator for --txt-mode separator, e.g. '=====' (default: {EOT})")
     _add(p, "--text-field", default="text", metavar="NAME",
          help="field of .jsonl objects / column of .parquet files holding the text, e.g. "
               "content (default: text)")

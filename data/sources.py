@@ -187,7 +187,7 @@ def _skip_reason(path: Path, rel: Path) -> str | None:
 
 
 def describe_skipped(skipped: list[tuple[Path, str]]) -> str:
-    """One phrase for the files a directory scan left out, e.g. '3 skipped: 2 binary, 1 compressed'."""
+    """The files a directory scan left out, in one phrase: '3 skipped: 2 binary, 1 compressed'."""
     counts = collections.Counter(reason for _, reason in skipped)
     text = f"{len(skipped)} skipped: " + ", ".join(f"{n} {r}" for r, n in sorted(counts.items()))
     compressed = [p for p, r in skipped if r == "compressed"]

