@@ -34,8 +34,9 @@ def val_window_range(n_tokens: int, block_size: int, rank: int = 0, world_size: 
 
 def val_windows(stream, block_size: int, max_windows: int | None = None):
     """The val pass's windows of a token stream, stacked [N, block_size + 1] (torch or numpy in,
-    the same out): x = w[:, :-1], y = w[:, 1:]. At most `max_windows`, from the start."""
-    windows = val_window_range(len(stream), block_size)[:max_windows]
+    the same out): x = w[:, :-1], y = w[:, 1:]. At most `max_windows` (None or 0: all), from
+    the start."""
+    windows = val_window_range(len(stream), block_size)[:max_windows or None]
     if not windows:
         raise ValueError(f"text too short: {len(stream)} tokens, need {block_size + 1} for one "
                          f"window")

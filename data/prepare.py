@@ -29,6 +29,7 @@ replaced; a folder that is not a data.prepare output is refused (see check_outpu
 import argparse
 import array
 import collections
+import glob
 import hashlib
 import multiprocessing
 import os
@@ -239,6 +240,11 @@ def _refuse_clash(out_dir: Path, clash):
 def _partial_dir(out_dir: Path) -> Path:
     """A fresh hidden folder beside out_dir (same filesystem, so moving files out is a rename)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # a run killed with SIGKILL cannot clean up; another run may be writing right now, so
+    # leftovers are pointed out, not deleted
+    for old in sorted(out_dir.parent.glob(f".{glob.escape(out_dir.name)}.*.partial")):
+        print(f"note: {old} is left over from an earlier run that was killed (or runs now); "
+              f"delete it once no data.prepare writes to {out_dir}", file=sys.stderr)
     while True:
         tmp = out_dir.parent / f".{out_dir.name}.{secrets.token_hex(4)}.partial"
         try:

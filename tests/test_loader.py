@@ -154,6 +154,7 @@ def test_val_windows_hand_worked():
     assert val_windows(torch.arange(11), 3).tolist() == want  # 9 and 10 do not make a 4th
     got = val_windows(torch.arange(10), 3, max_windows=2)
     assert isinstance(got, torch.Tensor) and got.tolist() == want[:2]
+    assert val_windows(np.arange(10), 3, max_windows=0).tolist() == want  # 0: no limit
     assert [list(val_window_range(100, 3, r, 3)) for r in range(3)] == [
         list(range(0, 11)), list(range(11, 22)), list(range(22, 33))]
     with pytest.raises(ValueError, match="text too short: 3 tokens, need 4"):

@@ -191,6 +191,17 @@ def test_rerun_replaces_exactly_the_files_the_old_manifest_lists(tmp_path, tok_p
     assert (out / "train_images.bin").read_bytes() == b"\x89PNG not a shard"
 
 
+def test_a_killed_runs_partial_folder_is_pointed_out_not_deleted(tmp_path, tok_path, corpus,
+                                                                 capsys):
+    left = tmp_path / ".out.0badf00d.partial"
+    left.mkdir()
+    (left / "train_000000.bin").write_bytes(b"from a run killed with SIGKILL")
+    prepare(tok_path, [corpus], tmp_path / "out", val_fraction=VAL_FRACTION)
+    assert f"note: {left} is left over" in capsys.readouterr().err
+    assert (left / "train_000000.bin").read_bytes() == b"from a run killed with SIGKILL"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.0badf00d.partial", "out"]
+
+
 def test_a_manifest_cannot_delete_files_outside_its_folder(tmp_path, tok_path, corpus):
     out = tmp_path / "out"
     meta = prepare(tok_path, [corpus], out, val_fraction=VAL_FRACTION)
