@@ -10,12 +10,38 @@ train: each batch is `batch_size` windows at uniformly random offsets. Batch k o
     own windows.
 val: `iter(loader)` is one deterministic pass over non-overlapping windows (the last < block_size
     tokens are left out); rank r of world_size gets a contiguous share of the windows, so the ranks'
-    windows are disjoint and together cover the split.
+    windows are disjoint and together cover the split. `val_window_range` and `val_windows` are
+    that rule on its own, for code that evaluates a token stream it holds in memory.
+
+Every shard is checked at open for ids >= the manifest's vocab_size (see data.shards.check_ids).
 """
 import numpy as np
 import torch
 
-from data.shards import read_manifest, read_shard
+from data.shards import check_ids, read_manifest, read_shard
+
+
+def val_window_range(n_tokens: int, block_size: int, rank: int = 0, world_size: int = 1) -> range:
+    """Which non-overlapping val windows rank `rank` evaluates; window w is tokens
+    [w * block_size, w * block_size + block_size + 1) (inputs and the shifted targets).
+
+    The windows are cut from the start of the stream, so the pass is the same on every run, and
+    rank r takes a contiguous share: the ranks' windows are disjoint and together cover them all.
+    """
+    n_windows = max(n_tokens - 1, 0) // block_size
+    return range(rank * n_windows // world_size, (rank + 1) * n_windows // world_size)
+
+
+def val_windows(stream, block_size: int, max_windows: int | None = None):
+    """The val pass's windows of a token stream, stacked [N, block_size + 1] (torch or numpy in,
+    the same out): x = w[:, :-1], y = w[:, 1:]. At most `max_windows` (None or 0: all), from
+    the start."""
+    windows = val_window_range(len(stream), block_size)[:max_windows or None]
+    if not windows:
+        raise ValueError(f"text too short: {len(stream)} tokens, need {block_size + 1} for one "
+                         f"window")
+    rows = [stream[w * block_size:w * block_size + block_size + 1] for w in windows]
+    return torch.stack(rows) if isinstance(stream, torch.Tensor) else np.stack(rows)
 
 
 class ShardLoader:
@@ -33,7 +59,11 @@ class ShardLoader:
         self.batch_size, self.block_size = batch_size, block_size
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.device = torch.device(device)
-        self.shards = [read_shard(f"{dir}/{name}") for name in meta["splits"][split]["shards"]]
+        paths = [f"{dir}/{name}" for name in meta["splits"][split]["shards"]]
+        self.shards = [read_shard(path) for path in paths]
+        if meta.get("vocab_size") is not None:
+            for path, shard in zip(paths, self.shards):
+                check_ids(path, shard, int(meta["vocab_size"]))
         # starts[i] is the stream offset of shard i; starts[-1] the stream length
         self.starts = np.cumsum([0] + [len(s) for s in self.shards])
         self.n_tokens = int(self.starts[-1])
@@ -43,9 +73,8 @@ class ShardLoader:
                              f"prepare more text")
         self.batches = 0  # batches drawn by next_batch()
         # val: this rank's windows are [lo, hi) of the split's non-overlapping windows
-        n_windows = (self.n_tokens - 1) // block_size
-        self.window_range = (rank * n_windows // world_size,
-                             (rank + 1) * n_windows // world_size)
+        windows = val_window_range(self.n_tokens, block_size, rank, world_size)
+        self.window_range = (windows.start, windows.stop)
 
     # ---- reading -----------------------------------------------------------------------------
 

@@ -16,28 +16,41 @@ until the first val document turns up (then it is written at that point in the t
 Encoding runs in worker processes (tiktoken's Rust encoder, through Tokenizer.to_tiktoken), in
 batches whose results are taken back in order, so the shards are byte-identical whatever
 --workers is. Tokens are buffered up to --shard-tokens and each shard is written atomically.
-meta.json is written last: a directory without it is unfinished (an interrupted run), and a
-re-run deletes the old meta.json first, then the old shards, and starts over.
+
+Every batch is checked to spell exactly the bytes it was made from (the token_bytes table): a
+split pattern that skips characters would otherwise drop text silently, and bits per byte would
+be measured on a different text than the corpus.
+
+Nothing a user had is lost. The output is built in a hidden folder beside --out and moved in
+when complete (meta.json last: a folder without it is unfinished), so a failed or interrupted
+run leaves the previous output as it was. Only files a vocablab meta.json in --out lists are ever
+replaced; a folder that is not a data.prepare output is refused (see check_output_dir).
 """
 import argparse
 import array
 import collections
+import glob
 import hashlib
 import multiprocessing
 import os
+import secrets
+import shutil
+import signal
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from data.shards import (MANIFEST, dtype_for_vocab, save_token_bytes, write_manifest,
-                         write_shard)
-from data.sources import TXT_MODES, hash_bytes, iter_documents
-from tokenizer import load
+from data.shards import (MANIFEST, ShardError, dtype_for_vocab, read_manifest, save_token_bytes,
+                         write_manifest, write_shard)
+from data.sources import (RECIPES, TXT_MODES, SourceError, describe_skipped, expand_paths,
+                          hash_bytes, is_recipe, iter_documents)
+from tokenizer import EOT, GPT2Tokenizer, GPT4Tokenizer, load
 
-EOT = "<|endoftext|>"
 BATCH_CHARS = 1 << 19  # text per task sent to a worker: large enough to amortise the pickling
 
 
@@ -45,23 +58,37 @@ class PrepareError(ValueError):
     """The corpus cannot be split or written as asked; the message says what to change."""
 
 
+class UsageError(PrepareError):
+    """The arguments themselves are wrong (exit status 2): found before any text is encoded."""
+
+
 # ---------------------------------------------------------------------------- encoding (workers)
 
 _U32 = "I" if array.array("I").itemsize == 4 else "L"  # a 4-byte unsigned array typecode
 _encoder = None  # per process: an object with .encode_ordinary(str) -> list[int]
 _eot_id = None
+_table = None  # int32 [n_vocab]: UTF-8 bytes per id (token_byte_table)
 
 
-def _init_encoder(encoder, eot_id):
-    global _encoder, _eot_id
-    _encoder, _eot_id = encoder, eot_id
+def _init_encoder(encoder, eot_id, table):
+    global _encoder, _eot_id, _table
+    _encoder, _eot_id, _table = encoder, eot_id, table
+
+
+def _init_worker(encoder, eot_id, table):
+    # Ctrl-C reaches the whole process group: the parent alone handles it (and ends the pool),
+    # so workers print no tracebacks of their own; SIGTERM (pool.terminate) just ends them.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _init_encoder(encoder, eot_id, table)
 
 
 def _encode_batch(docs):
     """Encode a batch of documents; returns arrays so the trip back to the parent is cheap.
 
     hashes[i]: the document's split hash; nbytes[i]: its UTF-8 bytes; lens[i]: its token count
-    with the leading <|endoftext|>; tokens: all documents' tokens, concatenated.
+    with the leading <|endoftext|>; tokens: all documents' tokens, concatenated; spelled: the
+    UTF-8 bytes those tokens decode to (== nbytes.sum() unless the split pattern dropped text).
     """
     flat, lens, hashes, nbytes = array.array(_U32), [], [], []
     for doc in docs:
@@ -72,8 +99,9 @@ def _encode_batch(docs):
         raw = doc.encode("utf-8", "surrogatepass")
         hashes.append(hash_bytes(raw))
         nbytes.append(len(raw))
+    tokens = np.frombuffer(flat, dtype=np.uint32)
     return (np.array(hashes), np.array(nbytes, dtype=np.int64), np.array(lens, dtype=np.int64),
-            np.frombuffer(flat, dtype=np.uint32))
+            tokens, int(_table[tokens].sum()))
 
 
 def _batches(docs):
@@ -88,7 +116,7 @@ def _batches(docs):
         yield batch
 
 
-def _encoded_batches(batches, encoder, eot_id, workers):
+def _encoded_batches(batches, encoder, eot_id, table, workers):
     """_encode_batch's results in input order.
 
     workers=0 encodes in this process. Otherwise `workers` processes encode while this one reads
@@ -96,11 +124,11 @@ def _encoded_batches(batches, encoder, eot_id, workers):
     in flight, so memory stays bounded however large the corpus (Pool.imap reads ahead without
     limit)."""
     if workers == 0:
-        _init_encoder(encoder, eot_id)
+        _init_encoder(encoder, eot_id, table)
         for batch in batches:
             yield _encode_batch(batch)
         return
-    with multiprocessing.get_context().Pool(workers, _init_encoder, (encoder, eot_id)) as pool:
+    with multiprocessing.get_context().Pool(workers, _init_worker, (encoder, eot_id, table)) as pool:
         pending = collections.deque()
         for batch in batches:
             pending.append(pool.apply_async(_encode_batch, (batch,)))
@@ -156,13 +184,153 @@ class _SplitWriter:
                 "bytes": self.bytes}
 
 
-def _clear_previous(out_dir: Path):
-    """Remove a previous run's outputs, manifest first, so nothing stale can pass as complete."""
-    (out_dir / MANIFEST).unlink(missing_ok=True)
-    for pattern in ("train_*.bin", "val_*.bin", "train_*.tmp", "val_*.tmp", "meta.json.*.tmp",
-                    "token_bytes.npy*"):
-        for p in out_dir.glob(pattern):
-            p.unlink()
+# ---------------------------------------------------------------------------- the output directory
+
+# The names this stage writes. A file with one of them that no manifest lists is someone else's.
+OUR_NAMES = (MANIFEST, "token_bytes.npy", "train_000000.bin", "val_000000.bin")
+
+
+def listed_files(meta: dict) -> set[str]:
+    """The files a vocablab manifest owns in its folder, itself included: all a re-run replaces."""
+    names = {MANIFEST, meta.get("token_bytes")}
+    for split in (meta.get("splits") or {}).values():
+        names.update(split.get("shards") or [])
+    # the manifest is data: a name with a directory part in it never reaches outside the folder
+    return {n for n in names if isinstance(n, str) and n not in ("", ".", "..")
+            and Path(n).name == n}
+
+
+def check_output_dir(out_dir: Path, overwrite: bool = False) -> set[str]:
+    """The files of a previous data.prepare output in out_dir (none: empty); refuses others.
+
+    Only the files a vocablab manifest in out_dir lists are ever replaced or deleted. A non-empty
+    folder without one is refused unless `overwrite`, and even then its files are kept: the
+    shards are added beside them, and a name clash is refused, because a file no manifest lists
+    is not ours to replace.
+    """
+    if not out_dir.exists():
+        return set()
+    if not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir}: exists and is not a directory; choose another --out")
+    present = {p.name for p in out_dir.iterdir()}
+    owned = set()
+    if MANIFEST in present:
+        try:
+            owned = listed_files(read_manifest(out_dir))
+        except ShardError:
+            pass  # a meta.json that is not ours: the folder is foreign
+    foreign = present - owned
+    if foreign and not owned and not overwrite:
+        raise UsageError(
+            f"--out {out_dir}: not empty ({len(foreign)} files, e.g. {sorted(foreign)[0]}) and "
+            f"holds no vocablab meta.json, so it is not a data.prepare output; choose a new or "
+            f"empty directory, or pass --overwrite to add the shards beside those files (none "
+            f"of them is deleted)")
+    _refuse_clash(out_dir, foreign & set(OUR_NAMES))
+    return owned
+
+
+def _refuse_clash(out_dir: Path, clash):
+    if clash:
+        raise UsageError(
+            f"--out {out_dir}: {', '.join(sorted(clash))} would be overwritten, but no vocablab "
+            f"meta.json there lists them; move them away or choose another --out")
+
+
+def _partial_dir(out_dir: Path) -> Path:
+    """A fresh hidden folder beside out_dir (same filesystem, so moving files out is a rename)."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # a run killed with SIGKILL cannot clean up; another run may be writing right now, so
+    # leftovers are pointed out, not deleted
+    for old in sorted(out_dir.parent.glob(f".{glob.escape(out_dir.name)}.*.partial")):
+        print(f"note: {old} is left over from an earlier run that was killed (or runs now); "
+              f"delete it once no data.prepare writes to {out_dir}", file=sys.stderr)
+    while True:
+        tmp = out_dir.parent / f".{out_dir.name}.{secrets.token_hex(4)}.partial"
+        try:
+            os.mkdir(tmp)  # not mkdtemp: its 0700 would stay on out_dir after the rename
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def _swap_in(tmp: Path, out_dir: Path, owned: set[str]):
+    """Move the finished output from tmp into out_dir, the manifest last.
+
+    A new out_dir is one atomic rename. Otherwise the old manifest goes first (from then on the
+    folder reads as unfinished), then the new files replace the old ones, then the old files the
+    new output does not reuse are deleted, then the new manifest lands. Only renames happen in
+    that window, so an interruption there is unlikely; one still never leaves a manifest that
+    describes the wrong shards.
+    """
+    if not out_dir.exists():
+        os.rename(tmp, out_dir)
+        _fsync_dir(out_dir.parent)
+        return
+    new = {p.name for p in tmp.iterdir()}
+    present = {p.name for p in out_dir.iterdir()}
+    _refuse_clash(out_dir, (new & present) - owned)
+    if MANIFEST in owned:
+        (out_dir / MANIFEST).unlink(missing_ok=True)
+    for name in sorted(new - {MANIFEST}):
+        os.replace(tmp / name, out_dir / name)
+    for name in sorted(owned - new):
+        (out_dir / name).unlink(missing_ok=True)
+    os.replace(tmp / MANIFEST, out_dir / MANIFEST)
+    _fsync_dir(out_dir)
+
+
+def _fsync_dir(path: Path):
+    """Make renames in `path` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------- the tokenizer
+
+PRETRAINED = {"cl100k": GPT4Tokenizer, "cl100k_base": GPT4Tokenizer, "gpt2": GPT2Tokenizer}
+
+
+def load_tokenizer(spec):
+    """A tokenizer from a .model path or a pretrained name (cl100k, gpt2); an existing file wins."""
+    path = Path(spec)
+    try:
+        if not path.exists() and str(spec) in PRETRAINED:
+            return PRETRAINED[str(spec)]()
+        return load(path)
+    except FileNotFoundError:
+        raise UsageError(f"--tokenizer {spec}: no such file, and not a pretrained name "
+                         f"({', '.join(PRETRAINED)}); train one with train_tokenizer.py") from None
+    except IsADirectoryError:
+        raise UsageError(f"--tokenizer {spec}: a directory; give the .model file inside "
+                         f"it") from None
+    except Exception as e:  # ValueError with file:line, regex.error, tiktoken's RuntimeError ...
+        raise PrepareError(f"--tokenizer {spec}: cannot load it "
+                           f"({type(e).__name__}: {e})") from None
+
+
+def tokenizer_sha256(spec, tok=None) -> str:
+    """What meta.json records as the tokenizer's sha256, so a trainer can check it is the same.
+
+    A file: sha256 of its bytes. A pretrained name: sha256 of the .model file `tok.save` writes
+    for it (`tok` as loaded, before data.prepare registers <|endoftext|>; loaded when omitted).
+    """
+    path = Path(spec)
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    tok = tok if tok is not None else load_tokenizer(spec)
+    with tempfile.TemporaryDirectory() as d:
+        tok.save(os.path.join(d, "t"))
+        return hashlib.sha256(Path(d, "t.model").read_bytes()).hexdigest()
+
 
 
 def token_byte_table(tok, n_vocab):
@@ -173,117 +341,278 @@ def token_byte_table(tok, n_vocab):
     return table
 
 
+def _check_options(val_fraction, workers, shard_tokens, max_documents, txt_mode, separator):
+    if not 0 < val_fraction < 1:
+        raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), got {val_fraction}: "
+                         f"it is the share of documents held out, e.g. 0.005")
+    if workers < 0:
+        raise UsageError(f"--workers must be >= 0 (0 = encode in this process), got {workers}")
+    if shard_tokens < 1:
+        raise UsageError(f"--shard-tokens must be >= 1, got {shard_tokens}")
+    if max_documents is not None and max_documents < 2:
+        raise UsageError(f"--max-documents must be >= 2 (one for val, one for train), got "
+                         f"{max_documents}")
+    if txt_mode not in TXT_MODES:
+        raise UsageError(f"--txt-mode must be one of {', '.join(TXT_MODES)}, got {txt_mode!r}")
+    if txt_mode == "separator" and not separator:
+        raise UsageError("--separator must not be empty with --txt-mode separator")
+
+
+def _resolve_sources(sources, txt_mode, skipped):
+    """Recipe names and file lists, resolved before any work: a typo fails at once."""
+    plan = []
+    for s in sources:
+        try:
+            plan.append(str(s) if is_recipe(s) else expand_paths(str(s), skipped))
+        except SourceError as e:
+            raise UsageError(str(e)) from None
+    files = [f for item in plan if not isinstance(item, str) for f in item]
+    whole_files = txt_mode == "file" and all(f.suffix not in (".jsonl", ".parquet") for f in files)
+    if whole_files and len(files) == len(plan) == 1:
+        # one document cannot fill both splits: say so before encoding anything
+        raise UsageError(f"{sources[0]}: with --txt-mode file a text file is one document, and "
+                         f"data.prepare needs at least two (val and train); use --txt-mode lines "
+                         f"(one per non-blank line) or --txt-mode separator (split on --separator)")
+    flat = [f for item in plan for f in ([item] if isinstance(item, str) else item)]
+    return flat, whole_files
+
+
 def prepare(tokenizer, sources, out_dir, *, val_fraction=0.005, shard_tokens=100_000_000,
             workers=1, txt_mode="file", separator=EOT, text_field="text", max_documents=None,
-            progress=False) -> dict:
-    """Encode `sources` with the tokenizer at path `tokenizer` into `out_dir`; returns the manifest."""
-    if not 0 < val_fraction < 1:
-        raise PrepareError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    if workers < 0:
-        raise PrepareError(f"workers must be >= 0, got {workers}")
-    if shard_tokens < 1:
-        raise PrepareError(f"shard_tokens must be >= 1, got {shard_tokens}")
-    tokenizer, out_dir = Path(tokenizer), Path(out_dir)
+            overwrite=False, progress=False) -> dict:
+    """Encode `sources` with `tokenizer` (a .model path, cl100k or gpt2) into `out_dir`.
+
+    Returns the manifest (meta.json). Errors are PrepareError (UsageError for bad arguments),
+    each one line naming the file and the fix.
+
+    The new output is built in a hidden folder beside out_dir and moved in only when complete,
+    so a run that fails or is interrupted leaves out_dir as it was. Only files listed by the
+    vocablab manifest already in out_dir are replaced; see check_output_dir.
+    """
+    _check_options(val_fraction, workers, shard_tokens, max_documents, txt_mode, separator)
+    out_dir = Path(os.path.abspath(out_dir))  # "." and "x/..": the partial folder needs a name
     sources = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
-    tok = load(tokenizer)
+    tok = load_tokenizer(tokenizer)
+    tok_sha = tokenizer_sha256(tokenizer, tok)
+    owned = check_output_dir(out_dir, overwrite)
+    skipped = []
+    plan, whole_files = _resolve_sources(sources, txt_mode, skipped)
+    if skipped:
+        print(f"note: reading directories, {describe_skipped(skipped)}", file=sys.stderr)
+
     registered = EOT not in tok.special_tokens
     if registered:
         tok.register_special_tokens({EOT: tok.n_vocab})
     eot_id, n_vocab = tok.special_tokens[EOT], tok.n_vocab
     dtype = dtype_for_vocab(n_vocab)
+    table = token_byte_table(tok, n_vocab)
+    docs = iter_documents(plan, txt_mode=txt_mode, separator=separator, text_field=text_field,
+                          max_documents=max_documents)
 
-    # opened before anything is deleted: a mistyped path fails with the old outputs intact
-    docs = iter_documents(sources, txt_mode=txt_mode, separator=separator,
-                          text_field=text_field, max_documents=max_documents)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _clear_previous(out_dir)
+    tmp = _partial_dir(out_dir)
+    try:
+        splits = _encode_into(tmp, docs, tok, table, eot_id, dtype, val_fraction=val_fraction,
+                              shard_tokens=shard_tokens, workers=workers, progress=progress,
+                              tok_label=tokenizer)
+        if splits["train"]["documents"] == 0:
+            hint = (" or --txt-mode lines|separator (with --txt-mode file each text file is one "
+                    "document)" if whole_files else "")
+            raise PrepareError(f"{', '.join(map(str, sources))}: no training documents "
+                               f"({splits['val']['documents']} went to val); give more text, "
+                               f"a smaller --val-fraction{hint}")
+        save_token_bytes(tmp / "token_bytes.npy", table)
+        meta = {
+            "format": "vocablab-shards", "version": 1,
+            "tokenizer": {"path": str(tokenizer), "pretrained": _pretrained_name(tokenizer, tok),
+                          "sha256": tok_sha, "pattern": tok.pattern,
+                          "special_tokens": dict(tok.special_tokens),
+                          "eot_registered_by_prepare": registered},
+            "vocab_size": n_vocab, "eot_id": eot_id, "dtype": dtype,
+            "token_bytes": "token_bytes.npy", "splits": splits,
+            "sources": [str(s) for s in sources], "val_fraction": val_fraction,
+        }
+        write_manifest(tmp, meta)
+        _swap_in(tmp, out_dir, owned)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return meta
+
+
+def _pretrained_name(spec, tok):
+    """cl100k_base / gpt2 when `spec` named a pretrained vocabulary, else None (a file)."""
+    return None if Path(spec).is_file() else tok.name
+
+
+def _encode_into(out_dir, docs, tok, table, eot_id, dtype, *, val_fraction, shard_tokens,
+                 workers, progress, tok_label) -> dict:
+    """Encode and write both splits' shards into out_dir; returns meta.json's "splits"."""
     writers = {s: _SplitWriter(out_dir, s, dtype, shard_tokens) for s in ("train", "val")}
     held = None  # (hash, tokens, nbytes): smallest-hash train document while val is still empty
+    seen = spelled = 0  # UTF-8 bytes read, and bytes the tokens decode to
 
-    bar = tqdm(desc="encoding", unit="B", unit_scale=True, disable=not progress)
+    # leave=False: the bar clears itself, so an error is the only line left on the terminal;
+    # disable=None: no bar when stderr is not a terminal (a log file gets the summary only)
+    bar = tqdm(desc="encoding", unit="B", unit_scale=True, disable=None if progress else True,
+               leave=False)
     t0, n_tokens = time.perf_counter(), 0
-    for hashes, nbytes, lens, tokens in _encoded_batches(
-            _batches(docs), _fast_encoder(tok), eot_id, workers):
-        ends = np.cumsum(lens)
-        for h, nb, end, n in zip(hashes, nbytes, ends, lens):
-            doc_tokens = tokens[end - n:end]
-            if h < val_fraction:
-                if held is not None:
-                    writers["train"].add(*held[1:])
-                    held = None
-                writers["val"].add(doc_tokens, nb)
-            elif writers["val"].documents == 0 and (held is None or h < held[0]):
-                if held is not None:
-                    writers["train"].add(*held[1:])
-                held = (h, doc_tokens, nb)
-            else:
-                writers["train"].add(doc_tokens, nb)
-        n_tokens += int(lens.sum())
-        bar.update(int(nbytes.sum()))
-        bar.set_postfix_str(f"{n_tokens / (time.perf_counter() - t0):,.0f} tokens/s")
-    bar.close()
+    with bar:
+        for hashes, nbytes, lens, tokens, batch_spelled in _encoded_batches(
+                _batches(docs), _fast_encoder(tok), eot_id, table, workers):
+            seen += int(nbytes.sum())
+            spelled += batch_spelled
+            if spelled != seen:
+                raise PrepareError(_dropped_text(tok_label, tok.pattern, seen, spelled))
+            ends = np.cumsum(lens)
+            for h, nb, end, n in zip(hashes, nbytes, ends, lens):
+                doc_tokens = tokens[end - n:end]
+                if h < val_fraction:
+                    if held is not None:
+                        writers["train"].add(*held[1:])
+                        held = None
+                    writers["val"].add(doc_tokens, nb)
+                elif writers["val"].documents == 0 and (held is None or h < held[0]):
+                    if held is not None:
+                        writers["train"].add(*held[1:])
+                    held = (h, doc_tokens, nb)
+                else:
+                    writers["train"].add(doc_tokens, nb)
+            n_tokens += int(lens.sum())
+            bar.update(int(nbytes.sum()))
+            bar.set_postfix_str(f"{n_tokens / (time.perf_counter() - t0):,.0f} tokens/s")
     if held is not None:  # val_fraction selected nothing: the smallest-hash document is val
         print(f"note: val_fraction {val_fraction} selected no document; using the one with "
               f"the smallest hash as val", file=sys.stderr)
         writers["val"].add(*held[1:])
-    if writers["train"].documents == 0:
-        raise PrepareError(f"{sources}: no training documents ({writers['val'].documents} went "
-                           f"to val); give more text or a smaller --val-fraction")
     for w in writers.values():
         w.close()
+    return {s: w.summary() for s, w in writers.items()}
 
-    save_token_bytes(out_dir / "token_bytes.npy", token_byte_table(tok, n_vocab))
-    meta = {
-        "format": "vocablab-shards", "version": 1,
-        "tokenizer": {"path": str(tokenizer),
-                      "sha256": hashlib.sha256(tokenizer.read_bytes()).hexdigest(),
-                      "pattern": tok.pattern, "special_tokens": dict(tok.special_tokens),
-                      "eot_registered_by_prepare": registered},
-        "vocab_size": n_vocab, "eot_id": eot_id, "dtype": dtype, "token_bytes": "token_bytes.npy",
-        "splits": {s: w.summary() for s, w in writers.items()},
-        "sources": [str(s) for s in sources], "val_fraction": val_fraction,
-    }
-    write_manifest(out_dir, meta)
-    return meta
+
+def _dropped_text(tok_label, pattern, seen, spelled) -> str:
+    share = (seen - spelled) / seen
+    return (f"tokenizer {tok_label} drops {share:.2%} of the text's bytes (in the first "
+            f"{seen:,} bytes read): its split pattern {pattern!r} does not match every "
+            f"character, so bytes/token and bits per byte would be measured on other text than "
+            f"the corpus; retrain it with a pattern that covers every character (e.g. "
+            f"train_tokenizer.py --pattern gpt4)")
+
+
+# ---------------------------------------------------------------------------- the command line
+
+EXAMPLES = """\
+examples:
+  python -m data.prepare --tokenizer tokenizers/shakespeare4k.model --source shakespeare \\
+      --out data/shards/shakespeare4k --val-fraction 0.05
+  python -m data.prepare --tokenizer cl100k --source notes/ --out data/shards/notes-cl100k
+  python -m data.prepare --tokenizer t.model --source book.txt --txt-mode lines \\
+      --out data/shards/book
+
+Long options may be written with '-' or '_' (--val-fraction, --val_fraction). The output folder
+is replaced only where a previous data.prepare run wrote it (the files its meta.json lists);
+the new output is built beside it and moved in when complete, so a failed run changes nothing.
+Exit status: 0 done, 2 bad arguments, 1 failure while reading or writing.
+"""
+
+
+def _add(p, *flags, **kw):
+    """add_argument, also accepting each long option spelled with underscores."""
+    spelled = list(flags)
+    for f in flags:
+        if f.startswith("--") and "-" in f[2:]:
+            spelled.append("--" + f[2:].replace("-", "_"))
+    p.add_argument(*spelled, **kw)
+
+
+def _txt_mode(value):
+    return {"line": "lines"}.get(value, value)  # train_tokenizer.py's --doc-per spelling
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # one line, like every other failure of this command (argparse prints the usage block)
+        _fail(2, f"{message} (see python -m data.prepare --help)")
+
+
+def build_parser():
+    p = _Parser(
+        prog="python -m data.prepare", epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Encode a corpus into llm.c-format train/val token shards plus meta.json "
+                    "(token counts, UTF-8 byte counts and a token_bytes table for bits per byte).")
+    _add(p, "--tokenizer", required=True, metavar="PATH|NAME",
+         help="a .model file from train_tokenizer.py (e.g. tokenizers/shakespeare4k.model), or a "
+              f"pretrained name: {', '.join(PRETRAINED)}")
+    _add(p, "--source", "--input", nargs="+", default=["shakespeare"], metavar="SOURCE",
+         help="what to encode, read in the order given: recipe names (" + ", ".join(RECIPES)
+              + "), files (.txt or any text, .jsonl, .parquet), directories (their text, .jsonl "
+              "and .parquet files; binary, compressed and hidden files are skipped and counted) "
+              "or globs, e.g. --source shakespeare notes/ 'data/*.jsonl' (default: shakespeare)")
+    _add(p, "--out", metavar="DIR",
+         help="output directory, e.g. data/shards/shakespeare4k (default: data/shards/<tokenizer "
+              "name>); a previous data.prepare output there is replaced, anything else is refused")
+    _add(p, "--overwrite", action="store_true",
+         help="write into a non-empty directory that is not a data.prepare output, e.g. a "
+              "project folder; its files are kept (never deleted or replaced), the shards are "
+              "added beside them")
+    _add(p, "--val-fraction", type=float, default=0.005, metavar="F",
+         help="share of documents held out for validation, chosen by a hash of each document, "
+              "in (0, 1), e.g. 0.05 (default: 0.005; at least one document always)")
+    _add(p, "--shard-tokens", type=int, default=100_000_000, metavar="N",
+         help="tokens per shard file, e.g. 10000000 (default: 100M, 200 MB as uint16)")
+    _add(p, "--workers", type=int, default=min(8, os.cpu_count() or 1), metavar="N",
+         help="encoding processes, e.g. 4 (default: CPU count, at most 8; 0 = encode in this "
+              "process); the output is the same for any value")
+    _add(p, "--txt-mode", "--doc-per", type=_txt_mode, choices=TXT_MODES, default="file",
+         metavar="MODE",
+         help="how a text file splits into documents: the whole file is one (file), each "
+              "non-blank line is one (lines), or split on --separator (separator); e.g. "
+              "--txt-mode lines for one sentence per line (default: file; --doc-per line, "
+              "train_tokenizer.py's spelling, is accepted too)")
+    _add(p, "--separator", default=EOT, metavar="TEXT",
+         help=f"document separator for --txt-mode separator, e.g. '=====' (default: {EOT})")
+    _add(p, "--text-field", default="text", metavar="NAME",
+         help="field of .jsonl objects / column of .parquet files holding the text, e.g. "
+              "content (default: text)")
+    _add(p, "--max-documents", type=int, metavar="N",
+         help="stop after this many documents, e.g. 1000 for a quick try (default: all)")
+    return p
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(
-        prog="python -m data.prepare",
-        description="Encode a corpus into llm.c-format train/val token shards plus meta.json "
-                    "(token counts, UTF-8 byte counts and a token_bytes table for bits per byte).")
-    p.add_argument("--tokenizer", required=True, help="a trained tokenizer's .model file")
-    p.add_argument("--source", nargs="+", default=["shakespeare"],
-                   help="recipe names (shakespeare, pystdlib, tinyshakespeare, tinystories, "
-                        "fineweb-edu) and/or files, directories, globs of .txt/.jsonl/.parquet "
-                        "(default: shakespeare)")
-    p.add_argument("--out", help="output directory (default: data/shards/<tokenizer name>); "
-                                 "its previous shards are replaced")
-    p.add_argument("--val-fraction", type=float, default=0.005,
-                   help="share of documents held out for validation, chosen by a hash of each "
-                        "document (default: 0.005; at least one document always)")
-    p.add_argument("--shard-tokens", type=int, default=100_000_000,
-                   help="tokens per shard file (default: 100M, 200 MB as uint16)")
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
-                   help="encoding processes (default: CPU count, at most 8; 0 = encode in this "
-                        "process); the output is the same for any value")
-    p.add_argument("--txt-mode", choices=TXT_MODES, default="file",
-                   help=".txt files: the whole file is one document (file), each non-blank line "
-                        "is one (lines), or split on --separator (separator)")
-    p.add_argument("--separator", default=EOT, help="document separator for --txt-mode separator")
-    p.add_argument("--text-field", default="text", help="text field of .jsonl / .parquet rows")
-    p.add_argument("--max-documents", type=int, help="stop after this many documents")
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
     out = args.out or f"data/shards/{Path(args.tokenizer).stem}"
-    meta = prepare(args.tokenizer, args.source, out, val_fraction=args.val_fraction,
-                   shard_tokens=args.shard_tokens, workers=args.workers, txt_mode=args.txt_mode,
-                   separator=args.separator, text_field=args.text_field,
-                   max_documents=args.max_documents, progress=True)
+    # a `kill` gets the same clean-up as Ctrl-C: the partial output beside --out is removed
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
+    try:
+        meta = prepare(args.tokenizer, args.source, out, val_fraction=args.val_fraction,
+                       shard_tokens=args.shard_tokens, workers=args.workers,
+                       txt_mode=args.txt_mode, separator=args.separator,
+                       text_field=args.text_field, max_documents=args.max_documents,
+                       overwrite=args.overwrite, progress=True)
+    except UsageError as e:
+        _fail(2, e)
+    except (PrepareError, SourceError, ShardError, OSError) as e:
+        _fail(1, e)
+    except KeyboardInterrupt:
+        _fail(130, f"interrupted; {out} was left as it was")
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     for split, s in meta["splits"].items():
         print(f"{split}: {s['documents']:,} documents, {s['bytes']:,} bytes -> {s['tokens']:,} "
               f"tokens ({s['bytes'] / max(s['tokens'], 1):.2f} bytes/token) in "
               f"{len(s['shards'])} shard(s)")
     print(f"wrote {out}/{MANIFEST} (vocab_size {meta['vocab_size']}, {meta['dtype']})")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _fail(status, message):
+    print(f"data.prepare: error: {message}", file=sys.stderr)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

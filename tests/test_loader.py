@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from data.loader import ShardLoader
-from data.shards import ShardError, write_manifest, write_shard
+from data.loader import ShardLoader, val_window_range, val_windows
+from data.shards import ShardError, read_manifest, write_manifest, write_shard
 
 SHARD_SIZES = {"train": [1000, 7, 600], "val": [300, 250]}  # a 7-token shard: windows straddle it
 
@@ -132,6 +132,40 @@ def test_errors(data_dir, tmp_path):
         ShardLoader(data_dir, "train", 1, 8)
     with pytest.raises(TypeError, match="endless"):
         len(ShardLoader(make_dir(tmp_path / "ok"), "train", 1, 8))
+
+
+def test_ids_beyond_the_vocabulary_are_refused_at_open(data_dir):
+    meta = read_manifest(data_dir)
+    meta["vocab_size"] = 1500  # train holds ids 0..1606: the last shard goes past it
+    write_manifest(data_dir, meta)
+    with pytest.raises(ShardError, match=r"train_000002\.bin: holds token id 1606, but meta\.json "
+                                         r"says vocab_size 1500 \(ids 0\.\.1499\)"):
+        ShardLoader(data_dir, "train", 1, 8)
+    ShardLoader(data_dir, "val", 1, 8)  # val's ids (0..549) fit
+    meta["vocab_size"] = 1607  # the largest id + 1: exactly enough
+    write_manifest(data_dir, meta)
+    ShardLoader(data_dir, "train", 1, 8)
+
+
+def test_val_windows_hand_worked():
+    # block 3 over 0..9: windows of 4 tokens at stride 3; the last token is only a target
+    want = [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]
+    assert val_windows(np.arange(10), 3).tolist() == want
+    assert val_windows(torch.arange(11), 3).tolist() == want  # 9 and 10 do not make a 4th
+    got = val_windows(torch.arange(10), 3, max_windows=2)
+    assert isinstance(got, torch.Tensor) and got.tolist() == want[:2]
+    assert val_windows(np.arange(10), 3, max_windows=0).tolist() == want  # 0: no limit
+    assert [list(val_window_range(100, 3, r, 3)) for r in range(3)] == [
+        list(range(0, 11)), list(range(11, 22)), list(range(22, 33))]
+    with pytest.raises(ValueError, match="text too short: 3 tokens, need 4"):
+        val_windows(np.arange(3), 3)
+
+
+def test_val_windows_are_the_loaders_val_pass(data_dir):
+    stream = np.arange(550)  # the val split of data_dir, as one stream
+    loader = ShardLoader(data_dir, "val", 4, 16)
+    rows = torch.cat([torch.cat([x, y[:, -1:]], dim=1) for x, y in loader])
+    assert torch.equal(rows, torch.from_numpy(val_windows(stream, 16)).long())
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

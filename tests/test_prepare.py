@@ -139,13 +139,19 @@ def test_existing_eot_and_uint32_vocabulary(tmp_path, tok_path, corpus):
     assert load_token_bytes(out).shape == (70001,)
 
 
-def test_interrupted_run_leaves_nothing_that_looks_complete(tmp_path, tok_path, corpus,
-                                                            monkeypatch):
+def snapshot(folder):
+    """Every file under `folder` (hidden ones included) with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_interrupted_run_leaves_the_previous_output_untouched(tmp_path, tok_path, corpus,
+                                                              monkeypatch):
     clean = tmp_path / "clean"
     prepare(tok_path, [corpus], clean, val_fraction=VAL_FRACTION, shard_tokens=300)
     out = tmp_path / "out"
-    prepare(tok_path, [corpus], out, val_fraction=VAL_FRACTION, shard_tokens=300)
-    (out / "train_000099.bin").write_bytes(b"stale shard of an older run")
+    prepare(tok_path, [corpus], out, val_fraction=VAL_FRACTION, shard_tokens=1000)
+    (out / "train_000099.bin").write_bytes(b"a file no manifest lists: not ours to delete")
+    before = snapshot(tmp_path)
 
     real_write, calls = data.prepare.write_shard, []
 
@@ -158,15 +164,53 @@ def test_interrupted_run_leaves_nothing_that_looks_complete(tmp_path, tok_path, 
     monkeypatch.setattr(data.prepare, "write_shard", interrupted)
     with pytest.raises(KeyboardInterrupt):
         prepare(tok_path, [corpus], out, val_fraction=VAL_FRACTION, shard_tokens=300)
-    assert not (out / "meta.json").exists()  # the old manifest went first
-    assert not list(out.glob("*.tmp")) and not (out / "train_000099.bin").exists()
-    with pytest.raises(ShardError, match="meta.json: missing"):
-        ShardLoader(out, "train", 1, 8)
+    assert len(calls) == 3
+    # the old output byte for byte, and no partial folder left beside it
+    assert snapshot(tmp_path) == before
 
     monkeypatch.setattr(data.prepare, "write_shard", real_write)
     prepare(tok_path, [corpus], out, val_fraction=VAL_FRACTION, shard_tokens=300)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == {
-        p.name: p.read_bytes() for p in clean.iterdir()}
+    want = snapshot(clean)
+    want["train_000099.bin"] = before["out/train_000099.bin"]
+    assert snapshot(out) == want
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean", "out"]
+
+
+def test_rerun_replaces_exactly_the_files_the_old_manifest_lists(tmp_path, tok_path, corpus):
+    out = tmp_path / "out"
+    old = prepare(tok_path, [corpus], out, val_fraction=VAL_FRACTION, shard_tokens=100)
+    (out / "notes.txt").write_text("mine")
+    (out / "train_images.bin").write_bytes(b"\x89PNG not a shard")
+    new = prepare(tok_path, [corpus], out, val_fraction=VAL_FRACTION, shard_tokens=100_000)
+    assert len(old["splits"]["train"]["shards"]) > 1 and new["splits"]["train"]["shards"] == [
+        "train_000000.bin"]  # the old train_000001.bin ... are gone with the old manifest
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["meta.json", "notes.txt", "token_bytes.npy", "train_000000.bin", "train_images.bin",
+         "val_000000.bin"])
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "train_images.bin").read_bytes() == b"\x89PNG not a shard"
+
+
+def test_a_killed_runs_partial_folder_is_pointed_out_not_deleted(tmp_path, tok_path, corpus,
+                                                                 capsys):
+    left = tmp_path / ".out.0badf00d.partial"
+    left.mkdir()
+    (left / "train_000000.bin").write_bytes(b"from a run killed with SIGKILL")
+    prepare(tok_path, [corpus], tmp_path / "out", val_fraction=VAL_FRACTION)
+    assert f"note: {left} is left over" in capsys.readouterr().err
+    assert (left / "train_000000.bin").read_bytes() == b"from a run killed with SIGKILL"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.0badf00d.partial", "out"]
+
+
+def test_a_manifest_cannot_delete_files_outside_its_folder(tmp_path, tok_path, corpus):
+    out = tmp_path / "out"
+    meta = prepare(tok_path, [corpus], out, val_fraction=VAL_FRACTION)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    meta["splits"]["train"]["shards"].append("../victim.txt")
+    (out / "meta.json").write_text(json.dumps(meta))
+    prepare(tok_path, [corpus], out, val_fraction=VAL_FRACTION)
+    assert victim.read_text() == "keep me"
 
 
 def test_cli_and_bad_arguments(tmp_path, tok_path, corpus, capsys):
@@ -179,11 +223,13 @@ def test_cli_and_bad_arguments(tmp_path, tok_path, corpus, capsys):
     assert meta["sources"] == [str(corpus)] and meta["val_fraction"] == 0.25
     loader = ShardLoader(out, "train", 2, 8)
     x, y = loader.next_batch()
-    assert x.shape == (2, 8) and int(x.max()) <= 300
+    windows = np.lib.stride_tricks.sliding_window_view(stream(out, "train"), 9).tolist()
+    for row_x, row_y in zip(x.tolist(), y.tolist()):  # each row is a window of the shards
+        assert row_x + row_y[-1:] in windows and row_y[:-1] == row_x[1:]
     with pytest.raises(ValueError, match="no such file"):  # a typo fails before any deletion
         prepare(tok_path, [corpus, tmp_path / "typo.jsonl"], out)
     assert read_manifest(out) == meta
-    with pytest.raises(ValueError, match="val_fraction"):
+    with pytest.raises(ValueError, match="val.fraction must be between 0 and 1"):
         prepare(tok_path, [corpus], out, val_fraction=0)
     with pytest.raises(ValueError, match="no training documents"):
         prepare(tok_path, [corpus], tmp_path / "x", val_fraction=0.999999)

