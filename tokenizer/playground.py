@@ -17,7 +17,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tokenizer.report import load_tokenizers
+from .report import load_tokenizers
 
 PAGE = Path(__file__).with_name("playground.html")
 MAX_REQUEST_BYTES = 100_000  # a page of text is a few KB; more than this is a mistake or abuse

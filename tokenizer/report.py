@@ -12,45 +12,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from tokenizer.model_file import write_text_atomic
-from tokenizer.sample_texts import SAMPLE_TEXTS
+from .atomic import write_text_atomic
+from .pretrained import PRETRAINED, TokenizerLoadError, load_any
+from .sample_texts import SAMPLE_TEXTS
 
-PRETRAINED = {"gpt2": "GPT2Tokenizer", "cl100k": "GPT4Tokenizer", "cl100k_base": "GPT4Tokenizer",
-              "gpt4": "GPT4Tokenizer"}
-
-
-class TokenizerLoadError(ValueError):
-    """A tokenizer named on the command line could not be loaded; the message says why."""
+__all__ = ["TokenizerLoadError", "load_tokenizer", "load_tokenizers", "read_texts",
+           "bytes_per_token", "format_terminal", "format_markdown", "main"]
 
 
 def load_tokenizer(spec):
-    """Return (name, tokenizer) for a trained `.model` path or a pretrained name (gpt2, cl100k).
-
-    Pretrained names are tried only when `spec` is not an existing file, so a trained file
-    called `gpt2` in the working directory still wins (it is what the user pointed at).
-    """
-    import tokenizer as tk
-
-    path = Path(spec)
-    if path.is_file() or spec.endswith(".model"):
-        if not path.is_file():
-            raise TokenizerLoadError(f"{spec}: no such tokenizer file (expected a .model written by tok.save)")
-        try:
-            return path.stem, tk.load(str(path))
-        except (OSError, ValueError) as e:
-            raise TokenizerLoadError(f"{spec}: could not load tokenizer: {e}") from e
-    key = spec.lower()
-    if key not in PRETRAINED:
-        raise TokenizerLoadError(
-            f"unknown tokenizer {spec!r}: give a .model file written by tok.save, "
-            f"or one of the pretrained names {', '.join(sorted(PRETRAINED))}")
-    try:
-        return ("cl100k" if PRETRAINED[key] == "GPT4Tokenizer" else key), getattr(tk, PRETRAINED[key])()
-    except Exception as e:  # tiktoken raises network errors of several libraries
-        hint = ("; GPT-2's files are not shipped with tiktoken: set TIKTOKEN_CACHE_DIR to a folder "
-                "holding them or run once with internet access" if key == "gpt2" else "")
-        raise TokenizerLoadError(f"pretrained tokenizer {spec!r} could not be loaded offline "
-                                 f"({type(e).__name__}: {str(e)[:200]}){hint}") from e
+    """(name to show, tokenizer) for a `.model` path or a pretrained name (see load_any)."""
+    tok = load_any(spec)
+    if Path(spec).is_file():
+        return Path(spec).stem, tok
+    return PRETRAINED[spec.lower()][1], tok
 
 
 def load_tokenizers(specs):
