@@ -148,7 +148,7 @@ class Tokenizer:
         if not isinstance(counts, ChunkCounts) or counts.dropped_chars <= 0:
             return
         raise ValueError(
-            f"the split pattern {self.pattern[:60]!r} leaves {counts.dropped_chars:,} of "
+            f"the split pattern '{self.pattern[:60]}' leaves {counts.dropped_chars:,} of "
             f"{counts.text_chars:,} characters ({counts.dropped_chars / counts.text_chars:.1%}) "
             f"in no chunk, so that text would be neither trained on nor encoded; use a pattern "
             f"that matches every character (e.g. end it with |\\s+|. ) or 'gpt4'")

@@ -13,6 +13,7 @@ bytes, printable ones first), so the byte -> id table is part of the recovered t
 `load_any(spec)` is the one way every command turns a user's tokenizer argument (a `.model` path
 or a pretrained name such as cl100k or gpt2) into a tokenizer.
 """
+import functools
 from pathlib import Path
 
 import tiktoken
@@ -84,6 +85,12 @@ PRETRAINED = {"cl100k": (GPT4Tokenizer, "cl100k"), "cl100k_base": (GPT4Tokenizer
               "gpt4": (GPT4Tokenizer, "cl100k"), "gpt2": (GPT2Tokenizer, "gpt2")}
 
 
+@functools.lru_cache(maxsize=None)
+def _built(cls):
+    """Each pretrained tokenizer is built once per process: recovering 100k merges takes seconds."""
+    return cls()
+
+
 class TokenizerLoadError(ValueError):
     """A tokenizer the user named could not be loaded; the message says why and what to do."""
 
@@ -111,7 +118,7 @@ def load_any(spec):
             raise TokenizerLoadError(f"{spec}: could not load tokenizer: {e}") from e
     cls, _ = PRETRAINED[spec.lower()]
     try:
-        return cls()
+        return _built(cls).copy()  # a copy: the caller may change it (e.g. add special tokens)
     except Exception as e:  # tiktoken raises network errors of several libraries
         hint = ("; GPT-2's files are not shipped with tiktoken: set TIKTOKEN_CACHE_DIR to a folder "
                 "holding them or run once with internet access" if cls is GPT2Tokenizer else "")

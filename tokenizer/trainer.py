@@ -430,7 +430,9 @@ def _initial_pairs(words, counts):
     if not words:
         return {}, {}
     lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-    flat = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    # token ids 0xd800-0xdfff are surrogate code points here: valid ids, so let them through
+    flat = np.frombuffer("".join(words).encode("utf-32-le", "surrogatepass"),
+                         dtype=np.uint32).astype(np.int64)
     word = np.repeat(np.arange(len(words)), lens)
     inside = word[:-1] == word[1:]  # pairs never straddle two chunks
     bits = 8 if flat.max() < 256 else 21  # bytes only: 16-bit keys, which numpy radix-sorts
