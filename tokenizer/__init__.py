@@ -10,6 +10,7 @@ Read in this order; each file imports only files before it:
   base.py         the Tokenizer class that ties these together (train, encode, decode, save)
   basic.py, regex.py                 the two kinds: no split pattern, a split pattern
   pretrained.py   GPT-4/GPT-2 recovered from tiktoken; load_any(spec) for any path or name
+  sample_texts.py short texts of many kinds (prose, code, numbers, scripts, emoji)
   viz.py, report.py, playground.py   tools to look at tokens
 """
 from .base import Tokenizer
