@@ -22,7 +22,7 @@ import regex
 
 from data.sources import RECIPES, TXT_MODES, SourceError, hash_bytes, iter_documents
 from tokenizer import EOT, SPLIT_PATTERNS, BasicTokenizer, RegexTokenizer
-from tokenizer.trainer import count_chunks
+from tokenizer.trainer import check_coverage, count_chunks
 
 HELD_OUT_KEEP_BYTES = 4_000_000  # held-out text kept in memory to measure compression
 
@@ -145,13 +145,16 @@ def run(args):
                           workers=args.workers, progress=True)
     if not counts:
         raise InputError("the inputs hold no text to train on")
+    try:
+        check_coverage(counts, pattern)
+    except ValueError as e:
+        raise InputError(f"--pattern: {e}") from None
     t_count = time.time() - t0
     tok = RegexTokenizer(pattern=pattern) if pattern else BasicTokenizer()
     try:
         tok.train_from_counts(counts, args.vocab_size, specials, progress=True)
-    except ValueError as e:  # too few merges for --vocab-size, or a pattern that drops text
-        option = "--vocab-size" if "vocab_size" in str(e) else "--pattern"
-        raise InputError(f"{option}: {e}") from None
+    except ValueError as e:  # too few merges for --vocab-size
+        raise InputError(f"--vocab-size: {e}") from None
     t_train = time.time() - t0
 
     tok.save(out)

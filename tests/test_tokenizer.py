@@ -251,3 +251,7 @@ def test_from_merges_builds_any_class_without_its_init():
     assert flipped.encode("abc") == [256, 255 - ord("c")] and flipped.decode([256]) == "ab"
     with pytest.raises(ValueError, match="already the ordinary token"):
         Tokenizer.from_merges({}, special_tokens={"<|x|>": 97})
+    with pytest.raises(ValueError, match=r"merge #1 \(256, 300\) -> 257"):
+        Tokenizer.from_merges([(97, 98, 256), (256, 300, 257)])
+    with pytest.raises(ValueError, match="byte_ids must be 256 distinct"):
+        Tokenizer.from_merges({}, byte_ids=[0] * 256)

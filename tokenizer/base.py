@@ -13,7 +13,7 @@ import regex
 from . import fast, hf, model_file
 from .atomic import write_text_atomic
 from .bpe import apply_merges, fix_surrogates, render_token, special_regex
-from .trainer import ChunkCounts, count_chunks, train_bpe
+from .trainer import check_coverage, count_chunks, train_bpe
 
 ALLOWED_SPECIAL_MODES = ("all", "none", "none_raise")
 
@@ -74,9 +74,14 @@ class Tokenizer:
         if not isinstance(merges, dict):
             merges = {(a, b): c for a, b, c in merges}
         self.byte_ids = list(byte_ids)
+        if len(set(self.byte_ids)) != 256 or len(self.byte_ids) != 256:
+            raise ValueError("byte_ids must be 256 distinct ids, the ids of bytes 0..255")
         self.merges = dict(merges)
         vocab = {i: bytes([b]) for b, i in enumerate(self.byte_ids)}
-        for (left, right), new in self.merges.items():
+        for k, ((left, right), new) in enumerate(self.merges.items()):
+            if left not in vocab or right not in vocab or new in vocab:
+                raise ValueError(f"merge #{k} ({left}, {right}) -> {new}: each part must be a byte "
+                                 f"id or an earlier merge's id, and the new id must be unused")
             vocab[new] = vocab[left] + vocab[right]
         self.vocab = vocab
         self._tiktoken = None              # (state key, Encoding or the ValueError it raised)
@@ -111,14 +116,15 @@ class Tokenizer:
     # ---- training (trainer.py does the work; reference.py is the readable version) ------------
 
     def train(self, text, vocab_size, verbose=False, special_tokens=None, workers=None,
-              progress=False):
+              progress=None):
         """Learn vocab_size - 256 merges from `text` (a str or an iterable of str documents).
 
         No merge crosses a document or a chunk. `special_tokens` (names) cut the text and are
         never counted; they are registered after the merges, at ids vocab_size, vocab_size+1, ...
-        verbose prints every merge; progress shows progress bars.
+        verbose prints every merge; progress shows progress bars (default: as verbose).
         """
         _check_vocab_size(vocab_size)
+        progress = verbose if progress is None else progress
         specials = list(dict.fromkeys(special_tokens or ()))
         opts = {} if workers is None else {"workers": workers}
         counts = count_chunks(text, self.pattern or None, special_tokens=tuple(specials),
@@ -131,7 +137,7 @@ class Tokenizer:
         """`train`'s second half, for callers that count chunks themselves (trainer.count_chunks,
         with this tokenizer's pattern), e.g. to time or report the two steps apart."""
         _check_vocab_size(vocab_size)
-        self._check_coverage(chunk_counts)
+        check_coverage(chunk_counts, self.pattern)
         specials = list(dict.fromkeys(special_tokens or ()))
         triples = train_bpe(chunk_counts, vocab_size - 256, verbose=verbose, progress=progress)
         if len(triples) < vocab_size - 256:
@@ -142,18 +148,7 @@ class Tokenizer:
         self.register_special_tokens({name: vocab_size + i for i, name in enumerate(specials)})
         return self
 
-    def _check_coverage(self, counts):
-        """Refuse a split pattern that leaves text in no chunk: training and encoding would both
-        drop that text silently, so bytes/token would be measured on other text than the user's."""
-        if not isinstance(counts, ChunkCounts) or counts.dropped_chars <= 0:
-            return
-        raise ValueError(
-            f"the split pattern '{self.pattern[:60]}' leaves {counts.dropped_chars:,} of "
-            f"{counts.text_chars:,} characters ({counts.dropped_chars / counts.text_chars:.1%}) "
-            f"in no chunk, so that text would be neither trained on nor encoded; use a pattern "
-            f"that matches every character (e.g. end it with |\\s+|. ) or 'gpt4'")
-
-    def extend(self, texts, n_new_merges, verbose=False, progress=False):
+    def extend(self, texts, n_new_merges, verbose=False, progress=None):
         """A new tokenizer: these merges plus `n_new_merges` more, learned from `texts`.
 
         Training continues where it stopped: chunks (cut with this tokenizer's pattern and
@@ -163,9 +158,10 @@ class Tokenizer:
         """
         if not isinstance(n_new_merges, int) or isinstance(n_new_merges, bool) or n_new_merges < 0:
             raise ValueError(f"n_new_merges must be an int >= 0, got {n_new_merges!r}")
+        progress = verbose if progress is None else progress
         counts = count_chunks(texts, self.pattern or None,
                               special_tokens=tuple(self.special_tokens), progress=progress)
-        self._check_coverage(counts)
+        check_coverage(counts, self.pattern)
         triples = train_bpe(counts, n_new_merges, base_vocab=self.vocab, base_merges=self.merges,
                             next_id=self.n_vocab, verbose=verbose, progress=progress)
         if len(triples) < n_new_merges:

@@ -59,6 +59,18 @@ class ChunkCounts(dict):
         return self.text_chars - self.chunk_chars
 
 
+def check_coverage(counts, pattern):
+    """Refuse a split pattern that left text in no chunk: training and encoding would both drop
+    that text silently, so bytes/token would be measured on other text than the user's."""
+    if not isinstance(counts, ChunkCounts) or counts.dropped_chars <= 0:
+        return
+    raise ValueError(
+        f"the split pattern '{pattern[:60]}' leaves {counts.dropped_chars:,} of "
+        f"{counts.text_chars:,} characters ({counts.dropped_chars / counts.text_chars:.1%}) "
+        f"in no chunk, so that text would be neither trained on nor encoded; use a pattern "
+        f"that matches every character (e.g. end it with |\\s+|. ) or 'gpt4'")
+
+
 def count_chunks(texts, pattern, special_tokens=(), workers=1, progress=False):
     """Split text into chunks with `pattern` and count each distinct chunk (as UTF-8 bytes).
 
