@@ -5,7 +5,7 @@ Read in this order; each file imports only files before it:
   patterns.py     split patterns (why chunks) and the EOT separator
   reference.py    the readable trainer: the specification and the test oracle
   trainer.py      the fast trainer, with exactly the reference's merges
-  fast.py         when tiktoken's Rust encoder gives exactly our ids
+  fastpath.py     when tiktoken's Rust encoder gives exactly our ids
   atomic.py, model_file.py, hf.py    files: atomic writes, the .model format, tokenizer.json
   base.py         the Tokenizer class that ties these together (train, encode, decode, save)
   basic.py, regex.py                 the two kinds: no split pattern, a split pattern

@@ -1,8 +1,8 @@
 """The Tokenizer: merges and special tokens packaged as one object that trains, encodes and saves.
 
 The ideas live in the modules read before this one: bpe.py (what a merge is and how a chunk is
-encoded), reference.py and trainer.py (how merges are learned), fast.py (when tiktoken gives our
-ids), model_file.py and hf.py (files). This class ties them together around one state: an
+encoded), reference.py and trainer.py (how merges are learned), fastpath.py (when tiktoken gives
+our ids), model_file.py and hf.py (files). This class ties them together around one state: an
 ordered list of merges, the vocabulary they build, the special tokens and the split pattern.
 BasicTokenizer (basic.py) and RegexTokenizer (regex.py) only choose the pattern.
 """
@@ -10,7 +10,7 @@ import numbers
 
 import regex
 
-from . import fast, hf, model_file
+from . import fastpath, hf, model_file
 from .atomic import write_text_atomic
 from .bpe import apply_merges, fix_surrogates, render_token, special_regex
 from .trainer import check_coverage, count_chunks, train_bpe
@@ -60,7 +60,7 @@ class Tokenizer:
         merges: {(left, right): new_id} in merge order, or [(left, right, new_id), ...] as the
         trainers return them. byte_ids: the ids of bytes 0..255 (default: id == byte).
         special_tokens: {name: id}. encoding: a tiktoken.Encoding known to give exactly these
-        ids, used as the fast path without checking (fast.check_exact) or rebuilding it.
+        ids, used as the fast path without checking (fastpath.check_exact) or rebuilding it.
         """
         tok = cls.__new__(cls)
         Tokenizer.__init__(tok, pattern, merges=merges, byte_ids=byte_ids,
@@ -208,7 +208,7 @@ class Tokenizer:
 
     def _encode_ordinary_python(self, text):
         """The readable encoder: chunks, then BPE in each (bpe.apply_merges). `encode` normally
-        runs tiktoken's Rust code instead, which gives the same ids (fast.check_exact)."""
+        runs tiktoken's Rust code instead, which gives the same ids (fastpath.check_exact)."""
         text = fix_surrogates(text)
         chunks = self._compiled.findall(text) if self._compiled else ([text] if text else [])
         ids = []
@@ -308,7 +308,7 @@ class Tokenizer:
         """Decode to text. A token can end mid-character, so invalid UTF-8 becomes U+FFFD."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
-    # ---- the tiktoken fast path (fast.py) ----------------------------------------------------
+    # ---- the tiktoken fast path (fastpath.py) ------------------------------------------------
 
     def _state_key(self):
         last = next(reversed(self.merges.items())) if self.merges else None
@@ -325,8 +325,8 @@ class Tokenizer:
 
     def check_tiktoken_exact(self):
         """Raise ValueError unless tiktoken, given our ranks, returns exactly our ids on every
-        text (fast.check_exact says why that is not automatic)."""
-        fast.check_exact(self.vocab, self.merges, self.byte_ids, start=self._exact_prefix)
+        text (fastpath.check_exact says why that is not automatic)."""
+        fastpath.check_exact(self.vocab, self.merges, self.byte_ids, start=self._exact_prefix)
         self._exact_prefix = len(self.merges)
 
     def to_tiktoken(self):
@@ -339,7 +339,7 @@ class Tokenizer:
             return cached
         try:
             self.check_tiktoken_exact()
-            enc = fast.build_encoding(self.name, self.pattern, self.vocab, self.special_tokens)
+            enc = fastpath.build_encoding(self.name, self.pattern, self.vocab, self.special_tokens)
         except ValueError as e:
             self._tiktoken = (key, e)
             raise
@@ -358,7 +358,7 @@ class Tokenizer:
     def save_tiktoken(self, path):
         """Write the standard `.tiktoken` rank file (base64 token, space, rank per line)."""
         self.check_tiktoken_exact()
-        write_text_atomic(path, fast.tiktoken_file_text(self.vocab))
+        write_text_atomic(path, fastpath.tiktoken_file_text(self.vocab))
 
     def save_hf(self, path):
         """Write a Hugging Face `tokenizer.json` (see tokenizer/hf.py)."""
