@@ -3,6 +3,7 @@
 Read in this order; each file imports only files before it:
   bpe.py          the primitives: bytes, merges, encoding a chunk, the tie rule
   patterns.py     split patterns (why chunks) and the EOT separator
+  specials.py     special tokens: cut before anything else, refused unless allowed
   reference.py    the readable trainer: the specification and the test oracle
   trainer.py      the fast trainer, with exactly the reference's merges
   fastpath.py     when tiktoken's Rust encoder gives exactly our ids

@@ -12,11 +12,9 @@ import regex
 
 from . import fastpath, hf, model_file
 from .atomic import write_text_atomic
-from .bpe import apply_merges, fix_surrogates, render_token, special_regex
+from .bpe import apply_merges, fix_surrogates, render_token
+from .specials import refuse_special, resolve_allowed, special_regex
 from .trainer import check_coverage, count_chunks, train_bpe
-
-ALLOWED_SPECIAL_MODES = ("all", "none", "none_raise")
-
 
 class Tokenizer:
     """Base class: merges, vocab and special tokens, plus encode/decode/save.
@@ -38,7 +36,7 @@ class Tokenizer:
         model_file.register_class(cls)  # so load() can rebuild it from its name in a .model file
 
     def __init__(self, pattern="", *, merges=None, byte_ids=None, special_tokens=None, name=None,
-                 encoding=None):
+                 tiktoken_encoding=None):
         """A tokenizer with these merges (none: the 256 byte tokens only); see from_merges."""
         self.pattern = pattern
         self.name = name or type(self).__name__
@@ -46,25 +44,27 @@ class Tokenizer:
         self._set_merges(merges or {}, list(range(256)) if byte_ids is None else byte_ids)
         self.special_tokens = {}
         self.register_special_tokens(special_tokens or {})
-        if encoding is not None:
+        if tiktoken_encoding is not None:
             # e.g. the Encoding pretrained merges were recovered from: exact by construction
             self._exact_prefix = len(self.merges)
-            self._tiktoken = (self._state_key(), encoding)
+            self._tiktoken = (self._state_key(), tiktoken_encoding)
 
     @classmethod
     def from_merges(cls, merges, *, pattern="", byte_ids=None, special_tokens=None, name=None,
-                    encoding=None):
+                    tiktoken_encoding=None):
         """A `cls` holding these merges, built without running a subclass __init__ (which may
         download, as GPT4Tokenizer's does).
 
         merges: {(left, right): new_id} in merge order, or [(left, right, new_id), ...] as the
         trainers return them. byte_ids: the ids of bytes 0..255 (default: id == byte).
-        special_tokens: {name: id}. encoding: a tiktoken.Encoding known to give exactly these
-        ids, used as the fast path without checking (fastpath.check_exact) or rebuilding it.
+        special_tokens: {name: id}. tiktoken_encoding: a tiktoken.Encoding known to give
+        exactly these ids, used as the fast path without checking (fastpath.check_exact) or
+        rebuilding it.
         """
         tok = cls.__new__(cls)
         Tokenizer.__init__(tok, pattern, merges=merges, byte_ids=byte_ids,
-                           special_tokens=special_tokens, name=name, encoding=encoding)
+                           special_tokens=special_tokens, name=name,
+                           tiktoken_encoding=tiktoken_encoding)
         return tok
 
     # ---- building the vocabulary -------------------------------------------------------------
@@ -230,14 +230,14 @@ class Tokenizer:
         and, where several start at the same place, longest first; only then does
         allowed_special decide. Text never becomes a special id unless allowed.
         """
-        allowed, disallowed = self._resolve_allowed(allowed_special)
+        allowed, disallowed = resolve_allowed(self.special_tokens, allowed_special)
         if not allowed:
-            self._raise_on_special(text, disallowed)
+            refuse_special(text, disallowed)
             return self.encode_ordinary(text)
         ids, pos = [], 0
         for m in special_regex(frozenset(allowed | disallowed)).finditer(text):
             if m.group() in disallowed:
-                self._raise_on_special(m.group(), disallowed, offset=m.start())
+                refuse_special(m.group(), disallowed, offset=m.start())
             ids.extend(self.encode_ordinary(text[pos:m.start()]))
             ids.append(self.special_tokens[m.group()])
             pos = m.end()
@@ -247,42 +247,13 @@ class Tokenizer:
     def encode_batch(self, texts, allowed_special="none_raise"):
         """Encode many texts; with the fast path and no allowed specials, in parallel threads."""
         texts = list(texts)
-        allowed, disallowed = self._resolve_allowed(allowed_special)
+        allowed, disallowed = resolve_allowed(self.special_tokens, allowed_special)
         fast = self._fast_encoder()
         if fast and not allowed:
             for text in texts:
-                self._raise_on_special(text, disallowed)
+                refuse_special(text, disallowed)
             return fast.encode_ordinary_batch(texts)
         return [self.encode(t, allowed_special) for t in texts]
-
-    def _resolve_allowed(self, allowed_special):
-        """-> (names to encode as specials, names whose appearance raises)."""
-        names = set(self.special_tokens)
-        if isinstance(allowed_special, str):
-            if allowed_special not in ALLOWED_SPECIAL_MODES:
-                raise ValueError(f"allowed_special must be one of {ALLOWED_SPECIAL_MODES} or a set "
-                                 f"of special token names, got {allowed_special!r}")
-            return {"all": (names, set()), "none": (set(), set()),
-                    "none_raise": (set(), names)}[allowed_special]
-        allowed = set(allowed_special)
-        unknown = allowed - names
-        if unknown:
-            raise ValueError(f"allowed_special names unregistered special token(s) "
-                             f"{sorted(unknown)}; registered: {sorted(names)}")
-        return allowed, names - allowed
-
-    def _raise_on_special(self, text, disallowed, offset=0):
-        if not disallowed or not text:
-            return
-        m = special_regex(frozenset(disallowed)).search(text)
-        if m:
-            name = m.group()
-            raise ValueError(
-                f"text contains the special token {name!r} (at character {offset + m.start()}), "
-                f"which is "
-                f"not allowed. To encode it as the special token, pass "
-                f"allowed_special={{{name!r}}} or allowed_special='all'; to encode it as ordinary "
-                f"text, pass allowed_special='none' (or use encode_ordinary).")
 
     # ---- decoding ----------------------------------------------------------------------------
 

@@ -17,10 +17,7 @@ Everything else in tokenizer/ builds on these: reference.py (the readable traine
 trainer.py (the fast one) learn merges with `merge` and `merge_priority`; base.py encodes with
 `apply_merges`; pretrained.py recovers merges with `rank_bpe`.
 """
-import functools
 import unicodedata
-
-import regex
 
 
 def merge(ids, pair, new_id):
@@ -92,17 +89,6 @@ def fix_surrogates(text):
         return text
     except UnicodeEncodeError:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-@functools.lru_cache(maxsize=64)
-def special_regex(names: frozenset):
-    """One regex matching any of these special-token names, longest first where they overlap.
-
-    Cached: encode calls it for every text. Longest first because regex alternation takes the
-    first alternative that matches at a position ("<|a|>b" must beat "<|a|>").
-    """
-    alternatives = sorted(names, key=lambda n: (-len(n), n))
-    return regex.compile("|".join(regex.escape(n) for n in alternatives))
 
 
 def render_token(token: bytes) -> str:

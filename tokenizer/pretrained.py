@@ -44,7 +44,8 @@ def tiktoken_state(encoding, name=None):
     # every merge was recovered with tiktoken's own algorithm, so `encoding` is an exact fast
     # path by construction. tiktoken has no public accessor for the split pattern.
     return {"pattern": encoding._pat_str, "merges": merges, "byte_ids": byte_ids,
-            "special_tokens": specials, "name": name or encoding.name, "encoding": encoding}
+            "special_tokens": specials, "name": name or encoding.name,
+            "tiktoken_encoding": encoding}
 
 
 def from_tiktoken(encoding, name=None):

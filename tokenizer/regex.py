@@ -9,7 +9,7 @@ __all__ = ["RegexTokenizer", "EOT", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN", 
 class RegexTokenizer(Tokenizer):
     """Byte-level BPE inside regex chunks; GPT-4's split pattern by default.
 
-    Keyword arguments (merges, byte_ids, special_tokens, name, encoding) go to Tokenizer.
+    Keyword arguments (merges, byte_ids, special_tokens, name, tiktoken_encoding) go to Tokenizer.
     """
 
     def __init__(self, pattern=GPT4_SPLIT_PATTERN, **state):

@@ -35,9 +35,10 @@ import numpy as np
 import regex
 from tqdm import tqdm
 
-from .bpe import fix_surrogates, special_regex
+from .bpe import fix_surrogates
 from .patterns import GPT4_SPLIT_PATTERN
 from .reference import prepare_chunks
+from .specials import special_regex
 
 # ---------------------------------------------------------------------------------------------
 # Step 1: text -> {chunk_bytes: count}
