@@ -98,3 +98,13 @@ def test_pretrained_loads_are_independent_copies():
     _, b = load_tokenizer("gpt4")
     a.register_special_tokens({"<|mine|>": a.n_vocab})
     assert "<|mine|>" not in b.special_tokens and b.encode("hello world") == cl100k().encode("hello world")
+
+
+def test_bare_command_from_the_readme_works(capsys):
+    # README lists `python -m tokenizer.report`; it used to stop with a usage error
+    main([])
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:2] == ["text", "cl100k"]
+    text = SAMPLE_TEXTS["english"]
+    want = len(text.encode()) / len(cl100k().encode_ordinary(text))
+    assert f"{want:.2f}" in next(line for line in out.splitlines() if line.startswith("english"))

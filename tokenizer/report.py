@@ -1,5 +1,6 @@
 """Compare tokenizers on short texts of different kinds: bytes per token, relative to the first.
 
+    python -m tokenizer.report                               # cl100k and gpt2
     python -m tokenizer.report tokenizers/shakespeare.model cl100k gpt2
     python -m tokenizer.report a.model b.model --texts my_texts/ --markdown out/report.md
 
@@ -120,13 +121,14 @@ def main(argv=None):
         description="Bytes per token of each tokenizer on built-in texts of different kinds "
                     "(English, code, numbers, other languages, emoji, whitespace) and on your own "
                     "files, relative to the first tokenizer.")
-    p.add_argument("tokenizers", nargs="+", metavar="TOKENIZER",
-                   help="a .model file written by tok.save, or a pretrained name: gpt2, cl100k")
+    p.add_argument("tokenizers", nargs="*", metavar="TOKENIZER",
+                   help="a .model file written by tok.save, or a pretrained name: gpt2, cl100k "
+                        "(default: cl100k and gpt2; gpt2 is skipped if it cannot load offline)")
     p.add_argument("--texts", metavar="DIR", help="also compare on each .txt/.md/.py file in DIR")
     p.add_argument("--markdown", metavar="OUT.md", help="also write the table as markdown to this file")
     args = p.parse_args(argv)
 
-    toks = load_tokenizers(args.tokenizers)
+    toks = load_tokenizers(args.tokenizers or ["cl100k", "gpt2"])
     if not toks:
         p.error("none of the tokenizers could be loaded (see messages above)")
     try:
