@@ -13,9 +13,9 @@ Training applied merge 256 to everything before merge 257 existed, so encoding a
 earliest-learned merge present, then the next, and so on. A merge's id is its rank: ids of
 merges always increase in merge order (the `.model` reader checks it).
 
-Everything else in tokenizer/ builds on these: reference.py (the readable trainer) and
-trainer.py (the fast one) learn merges with `merge` and `merge_priority`; base.py encodes with
-`apply_merges`; pretrained.py recovers merges with `rank_bpe`.
+Everything else in tokenizer/ builds on these: reference.py (the readable trainer) learns
+merges with `merge` and `merge_priority`, and trainer.py reproduces exactly its result; base.py
+encodes with `apply_merges`; pretrained.py recovers merges with `rank_bpe`.
 """
 import unicodedata
 
