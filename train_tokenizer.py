@@ -1,8 +1,8 @@
 """Train a byte-level BPE tokenizer on your text files or a named corpus.
 
-    python train_tokenizer.py --input 'corpus/*.txt' --vocab-size 8192 --out tokenizers/mytok
-    python train_tokenizer.py --input data.jsonl --pattern gpt2 --out tokenizers/t
-    python train_tokenizer.py --input shakespeare --vocab-size 2048 --out tokenizers/shakespeare
+    python train_tokenizer.py --source 'corpus/*.txt' --vocab-size 8192 --out tokenizers/mytok
+    python train_tokenizer.py --source data.jsonl --pattern gpt2 --out tokenizers/t
+    python train_tokenizer.py --source shakespeare --vocab-size 2048 --out tokenizers/shakespeare
 
 Inputs are read by data.sources (the text stage, before the tokenizer in the flow): files,
 directories (their .txt/.jsonl/.parquet files), globs, or a recipe name (shakespeare, pystdlib, ...).
@@ -10,6 +10,7 @@ directories (their .txt/.jsonl/.parquet files), globs, or a recipe name (shakesp
 Writes tokenizers/NAME.model (load it with tokenizer.load), NAME.vocab (human-readable) and
 NAME.tiktoken (ranks for tiktoken). A deterministic ~1% of documents is held out of training
 (chosen by a hash of the document's text and --seed) to report an honest compression ratio.
+Long options take hyphens or underscores (--vocab-size, --vocab_size).
 """
 import argparse
 import itertools
@@ -17,11 +18,12 @@ import os
 import sys
 import time
 
-from tokenizer import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BasicTokenizer, RegexTokenizer
-from tokenizer.trainer import count_chunks, train_bpe
-from data.sources import RECIPES, SourceError, hash_bytes, iter_documents
+import regex
 
-PATTERNS = {"gpt4": GPT4_SPLIT_PATTERN, "gpt2": GPT2_SPLIT_PATTERN, "none": ""}
+from data.sources import RECIPES, TXT_MODES, SourceError, hash_bytes, iter_documents
+from tokenizer import EOT, SPLIT_PATTERNS, BasicTokenizer, RegexTokenizer
+from tokenizer.trainer import check_coverage, count_chunks
+
 HELD_OUT_KEEP_BYTES = 4_000_000  # held-out text kept in memory to measure compression
 
 
@@ -60,38 +62,52 @@ class Corpus:
             yield doc
 
 
+def hyphenate(argv):
+    """--vocab_size -> --vocab-size (and --vocab_size=8 -> --vocab-size=8): both spellings work."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--") and len(arg) > 2:
+            name, eq, value = arg.partition("=")
+            arg = name.replace("_", "-") + eq + value
+        out.append(arg)
+    return out
+
+
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", nargs="+", required=True,
+    add = p.add_argument
+    add("--source", "--input", dest="source", nargs="+", required=True,
                    help="text files, directories (read recursively), globs (quote them) or a "
                         f"named corpus ({', '.join(RECIPES)})")
-    p.add_argument("--vocab-size", type=int, default=8192,
+    add("--vocab-size", type=int, default=8192,
                    help="256 byte tokens + merges; special tokens get ids after (default 8192)")
-    p.add_argument("--pattern", default="gpt4",
+    add("--pattern", default="gpt4",
                    help="split regex: gpt4 (default), gpt2, none (no split: BasicTokenizer), "
                         "or a regex of your own")
-    p.add_argument("--special-tokens", nargs="*", default=["<|endoftext|>"],
+    add("--special-tokens", nargs="*", default=[EOT],
                    help="strings that cut the text and get their own ids after the merges "
                         "(default <|endoftext|>; give the flag with no value for none)")
-    p.add_argument("--out", default=None,
+    add("--out", default=None,
                    help="output prefix, e.g. tokenizers/mytok (default tokenizers/bpe<vocab>)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    add("--workers", type=int, default=os.cpu_count() or 1,
                    help="processes for chunk counting (default: all cores)")
-    p.add_argument("--max-bytes", type=int, default=0,
+    add("--max-bytes", type=int, default=0,
                    help="stop reading after this many bytes of documents (default: read all)")
-    p.add_argument("--doc-per", choices=["file", "line"], default="file",
-                   help="what one document is in text files (.jsonl: always one per record)")
-    p.add_argument("--text-field", "--jsonl-field", dest="text_field", default="text",
+    add("--txt-mode", "--doc-per", dest="txt_mode", default="file", metavar="MODE",
+        choices=[*TXT_MODES, "line"],  # "line": --doc-per's old spelling of "lines"
+        help="what one document is in a .txt file: file (default: the whole file), lines (each "
+             f"non-blank line) or separator (each piece between {EOT}); .jsonl: one per record")
+    add("--text-field", "--jsonl-field", dest="text_field", default="text",
                    help="field of .jsonl records (column of .parquet files) to read")
-    p.add_argument("--held-out", type=float, default=0.01,
+    add("--held-out", type=float, default=0.01,
                    help="fraction of documents held out to measure compression (default 0.01)")
-    p.add_argument("--seed", type=int, default=0, help="chooses the held-out documents")
+    add("--seed", type=int, default=0, help="chooses the held-out documents")
     return p
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(hyphenate(sys.argv[1:] if argv is None else argv))
     try:
         return run(args)
     except (InputError, SourceError) as e:
@@ -105,20 +121,22 @@ def run(args):
                          "tokens, so ask for at least 257 to learn any merge")
     if not 0 <= args.held_out < 1:
         raise InputError(f"--held-out must be in [0, 1), got {args.held_out}")
-    pattern = PATTERNS.get(args.pattern, args.pattern)
-    if pattern:
-        import regex
-        try:
-            regex.compile(pattern)
-        except regex.error as e:
-            raise InputError(f"--pattern {args.pattern!r} is not a valid regex: {e}") from None
+    pattern = SPLIT_PATTERNS.get(args.pattern, args.pattern)
+    try:
+        regex.compile(pattern)
+    except regex.error as e:
+        raise InputError(f"--pattern {args.pattern!r} is not a valid regex: {e}") from None
+    if any(not s for s in args.special_tokens):
+        raise InputError("--special-tokens: an empty string cannot be a special token; give the "
+                         "flag with no value for none")
     specials = list(dict.fromkeys(args.special_tokens))
     out = args.out or f"tokenizers/bpe{args.vocab_size}"
+    txt_mode = "lines" if args.txt_mode == "line" else args.txt_mode
+
     def documents():  # paths are checked here, before any work: a typo fails at once
-        return iter_documents(args.input, txt_mode="lines" if args.doc_per == "line" else "file",
-                              text_field=args.text_field)
+        return iter_documents(args.source, txt_mode=txt_mode, text_field=args.text_field)
     documents()
-    print(f"inputs {' '.join(args.input)}; pattern {args.pattern}; vocab {args.vocab_size}; "
+    print(f"inputs {' '.join(args.source)}; pattern {args.pattern}; vocab {args.vocab_size}; "
           f"specials {specials}")
 
     t0 = time.time()
@@ -127,11 +145,14 @@ def run(args):
                           workers=args.workers, progress=True)
     if not counts:
         raise InputError("the inputs hold no text to train on")
+    try:
+        check_coverage(counts, pattern)
+    except ValueError as e:
+        raise InputError(f"--pattern: {e}") from None
     t_count = time.time() - t0
-    merges = train_bpe(counts, args.vocab_size - 256, progress=True)
     tok = RegexTokenizer(pattern=pattern) if pattern else BasicTokenizer()
-    try:  # Tokenizer.train's last step; we run its first two ourselves to time and report them
-        tok._install_trained(merges, args.vocab_size, specials)
+    try:
+        tok.train_from_counts(counts, args.vocab_size, specials, progress=True)
     except ValueError as e:  # too few merges for --vocab-size
         raise InputError(f"--vocab-size: {e}") from None
     t_train = time.time() - t0
@@ -155,7 +176,7 @@ def run(args):
     print(f"\ntrained in {t_train:.1f}s (reading+counting {t_count:.1f}s, "
           f"merging {t_train - t_count:.1f}s)")
     print(f"bytes seen: {corpus.bytes_seen:,} in {corpus.n_docs:,} documents")
-    print(f"unique chunks: {len(counts):,}; merges: {len(merges):,}; n_vocab {tok.n_vocab}")
+    print(f"unique chunks: {len(counts):,}; merges: {len(tok.merges):,}; n_vocab {tok.n_vocab}")
     if n_tokens:
         print(f"compression: {n_bytes / n_tokens:.3f} bytes/token on {n_bytes:,} bytes of {where}")
     print("wrote " + ", ".join(written))

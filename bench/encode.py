@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import tiktoken
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -37,8 +39,6 @@ def main():
     ap.add_argument("--bytes", type=int, default=10_000_000, help="text size (default 10 MB)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per encoder; the best counts")
     args = ap.parse_args()
-
-    import tiktoken
 
     docs, info = stdlib_corpus(args.bytes)
     n_bytes = sum(len(d.encode("utf-8")) for d in docs)

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from corpus import describe, stdlib_corpus  # noqa: E402
 
 from tokenizer import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, RegexTokenizer  # noqa: E402
+from tokenizer.hf import bytes_to_unicode, to_onig  # noqa: E402
 from tokenizer.trainer import count_chunks, train_bpe  # noqa: E402
 
 
@@ -35,9 +36,7 @@ def train_vocablab(docs, vocab_size, workers):
 
 
 def train_hf(docs, vocab_size, workers):
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
-
-    from tokenizer.hf import to_onig
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers  # optional peer
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
@@ -46,13 +45,12 @@ def train_hf(docs, vocab_size, workers):
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False, min_frequency=0,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(docs, trainer)
-    from tokenizer.hf import bytes_to_unicode
     to_byte = {c: b for b, c in bytes_to_unicode().items()}
     return {bytes(to_byte[c] for c in s) for s in tok.get_vocab()}
 
 
 def train_rustbpe(docs, vocab_size, workers):
-    import rustbpe
+    import rustbpe  # optional peer
 
     tok = rustbpe.Tokenizer()
     tok.train_from_iterator(iter(docs), vocab_size, pattern=GPT4_SPLIT_PATTERN)

@@ -5,6 +5,6 @@
 - `data.prepare`: the CLI that encodes sources into shards (`python -m data.prepare --help`).
 - `data.loader`: the batch loader the trainer reads shards with.
 """
-# The project's one atomic writer (temp file beside the target, then os.replace), re-exported for
-# shards, manifests and downloads; it lives in the tokenizer stage because .model files need it too.
-from tokenizer.model_file import atomic_writer  # noqa: F401
+# The project's one atomic writer (temp file beside the target, fsync, then os.replace), re-exported
+# for shards, manifests and downloads; it lives in the first stage, tokenizer/, so every stage can use it.
+from tokenizer.atomic import atomic_writer  # noqa: F401

@@ -1,13 +1,21 @@
-"""Shared fixtures. ../shared is developer-only material: tests that need it skip without it."""
-import os
+"""Shared fixtures. ../shared is developer-only material: tests that need it skip without it.
+
+Tests of the tokenizer train on `corpus_text`, which every machine has: the source of Python's
+own argparse module (English docstrings and code) plus the built-in multilingual samples.
+"""
+import argparse
 import sys
 from pathlib import Path
 
 import pytest
+import tiktoken
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT))
+
+from tokenizer import GPT4Tokenizer  # noqa: E402
+from tokenizer.sample_texts import SAMPLE_TEXTS  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -17,14 +25,42 @@ def shared_dir() -> Path:
     return SHARED
 
 
-@pytest.fixture(scope="session")
-def tiktoken_cache(shared_dir) -> Path:
-    """Point tiktoken at the offline cache so get_encoding('gpt2') works with no network."""
-    cache = shared_dir / "tiktoken_cache"
+def _cache_dir(shared: Path) -> Path:
+    cache = shared / "tiktoken_cache"
     if not cache.is_dir():
         pytest.skip("../shared/tiktoken_cache is not present")
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
     return cache
+
+
+@pytest.fixture
+def tiktoken_cache(shared_dir, monkeypatch) -> Path:
+    """Point tiktoken at the offline cache, for this test only, so get_encoding('gpt2') works
+    with no network."""
+    cache = _cache_dir(shared_dir)
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(cache))
+    return cache
+
+
+@pytest.fixture(scope="session")
+def gpt2_encoding(shared_dir):
+    """tiktoken's gpt2 Encoding, loaded from ../shared's cache (tiktoken ships no GPT-2 files)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TIKTOKEN_CACHE_DIR", str(_cache_dir(shared_dir)))
+        return tiktoken.get_encoding("gpt2")
+
+
+@pytest.fixture(scope="session")
+def gpt4():
+    """One GPT4Tokenizer for the whole run: recovering its 100k merges takes seconds."""
+    return GPT4Tokenizer()
+
+
+@pytest.fixture(scope="session")
+def corpus_text() -> str:
+    """~100 KB of text present on every machine: argparse's source and the sample texts."""
+    with open(argparse.__file__, encoding="utf-8") as f:
+        code = f.read()
+    return code + "\n" + "\n".join(SAMPLE_TEXTS.values())
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,10 @@
 Expectations come from tiktoken (cl100k ids) and from the library's own encode for a trained
 tokenizer; the browser test reads what the page drew and compares it with those.
 """
-import argparse
 import json
+import os
 import shutil
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -14,24 +15,23 @@ from pathlib import Path
 import pytest
 import tiktoken
 
-from tokenizer import GPT4Tokenizer, RegexTokenizer
+from tokenizer import RegexTokenizer, playground
 from tokenizer.playground import MAX_REQUEST_BYTES, make_server
 from tokenizer.sample_texts import SAMPLE_TEXTS
 
-CHROMIUM = "/usr/bin/chromium"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
-def toks():
-    with open(argparse.__file__, encoding="utf-8") as f:
-        corpus = f.read()[:40_000] + "".join(SAMPLE_TEXTS.values()) * 5
+def toks(corpus_text, gpt4):
+    corpus = corpus_text[:40_000] + "".join(SAMPLE_TEXTS.values()) * 5
     trained = RegexTokenizer()
     trained.train(corpus, 400)
     trained.register_special_tokens({"<|endoftext|>": 400})
-    return {"trained": trained, "cl100k": GPT4Tokenizer()}
+    return {"trained": trained, "cl100k": gpt4}
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,7 @@ def test_default_is_all_tokenizers_and_empty_text(url):
     ({"text": "a", "tokenizers": ["nope"]}, 400, "unknown tokenizer(s) ['nope']"),
     ({"text": "a", "tokenizers": "cl100k"}, 400, "must be a list"),
     ({"text": "x" * (MAX_REQUEST_BYTES + 1)}, 413, "the limit is"),
+    (b"[" * 50_000 + b"]" * 50_000, 400, "nested too deeply"),  # used to drop the connection
 ])
 def test_bad_requests_get_clear_json_errors(url, body, status, message):
     code, got = post(url, body)
@@ -112,16 +113,65 @@ def test_page_and_unknown_paths(url):
     assert e.value.code == 404
 
 
+def test_lone_surrogate_is_encoded_like_the_library(url):
+    # JSON may carry "\ud800", which has no UTF-8 form: U+FFFD, as tokenizer.encode does
+    status, got = post(url, {"text": "a\ud800b", "tokenizers": ["cl100k"]})
+    assert status == 200, got
+    assert got["results"]["cl100k"]["ids"] == cl100k().encode_ordinary("a\ufffdb")
+    assert got["results"]["cl100k"]["n_bytes"] == 5
+
+
+def test_negative_content_length_gets_an_answer(url):
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(b"POST /encode HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+        answer = b""
+        while chunk := conn.recv(65536):  # the server answers, then closes
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 400") or head.startswith(b"HTTP/1.1 400")
+    assert "Content-Length must be >= 0" in json.loads(body)["error"]
+
+
+def test_port_in_use_is_one_clear_line(tmp_path, capsys):
+    tok = RegexTokenizer().train("hello world", 260)
+    tok.save(tmp_path / "t")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert playground.main([str(tmp_path / "t.model"), "--port", str(port)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"127.0.0.1:{port}" in err[0] and "--port" in err[0]
+
+
+def find_browser():
+    """A Chromium-family browser on PATH; under CI=true a missing one fails the run instead of
+    skipping, so the page's JavaScript cannot go untested with CI green."""
+    found = next((path for name in BROWSERS if (path := shutil.which(name))), None)
+    if found:
+        return found
+    advice = f"none of {', '.join(BROWSERS)} on PATH: apt-get install chromium (scripts/ci_browser_deps.sh)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(advice)
+    pytest.skip(advice)
+
+
 def test_page_in_headless_chromium(url, toks):
     """Type into the page and read back what it drew: spans, ids, counts, for both tokenizers."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (see scripts/ci_browser_deps.sh)")
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} missing: apt-get install chromium chromium-driver (scripts/ci_browser_deps.sh)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        advice = "pip install playwright (see scripts/ci_browser_deps.sh)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(advice)
+        pytest.skip(advice)
+    browser_path = find_browser()
     typed = "def f(x):\n    return x  # 42\n"
     pasted = "Straße 今天 🎉👍🏽  <|endoftext|>"
     text = typed + pasted
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+        browser = p.chromium.launch(executable_path=browser_path, args=CHROME_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 480})
             page.goto(url + "/")
@@ -155,3 +205,13 @@ def test_page_in_headless_chromium(url, toks):
         assert (d["n_tokens"], d["n_bytes"]) == (str(len(ids)), str(n_bytes))
         assert d["bpt"] == f"{n_bytes / len(ids):.2f}"
         assert "\u00b7" in d["shown"] and "\u23ce" in d["shown"]  # spaces and newlines made visible
+
+
+def test_missing_browser_fails_under_ci_and_skips_elsewhere(monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="chromium"):
+        find_browser()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="chromium"):
+        find_browser()

@@ -79,3 +79,32 @@ def test_bad_tokenizer_names_and_files(tmp_path):
     (tmp_path / "bad.txt").write_bytes(b"ok \xff\xfe")
     with pytest.raises(ValueError, match="bad.txt: not valid UTF-8"):
         read_texts(tmp_path)
+
+
+def test_a_file_with_an_invalid_pattern_is_skipped_with_its_name(tmp_path, model_path, capsys):
+    # a minbpe file whose pattern is no regex used to stop the whole report with a bare regex.error
+    bad = tmp_path / "bad.model"
+    bad.write_text("minbpe v1\n(\\p{L}+\n0\n97 97\n", encoding="utf-8")
+    with pytest.raises(TokenizerLoadError, match=r"bad.model:2: invalid split pattern"):
+        load_tokenizer(str(bad))
+    main([str(bad), model_path])
+    captured = capsys.readouterr()
+    assert "skipping" in captured.err and "bad.model:2" in captured.err
+    assert "small" in captured.out and "ALL" in captured.out
+
+
+def test_pretrained_loads_are_independent_copies():
+    _, a = load_tokenizer("cl100k")
+    _, b = load_tokenizer("gpt4")
+    a.register_special_tokens({"<|mine|>": a.n_vocab})
+    assert "<|mine|>" not in b.special_tokens and b.encode("hello world") == cl100k().encode("hello world")
+
+
+def test_bare_command_from_the_readme_works(capsys):
+    # README lists `python -m tokenizer.report`; it used to stop with a usage error
+    main([])
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:2] == ["text", "cl100k"]
+    text = SAMPLE_TEXTS["english"]
+    want = len(text.encode()) / len(cl100k().encode_ordinary(text))
+    assert f"{want:.2f}" in next(line for line in out.splitlines() if line.startswith("english"))

@@ -1,6 +1,9 @@
 """The .model file: round trips for every class, minbpe v1 files, and errors that say where."""
 import base64
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,8 +45,8 @@ def test_save_tiktoken_is_the_standard_rank_file(tmp_path):
 
 
 def test_saved_files_get_the_usual_permissions(tmp_path):
-    # the atomic write goes through mkstemp, which creates files 0600; a saved tokenizer must
-    # be as readable as any file open() creates (0666 minus the umask), e.g. in a shared folder
+    # a temp file from mkstemp would be 0600; a saved tokenizer must be as readable as any file
+    # open() creates (0666 minus the umask), e.g. in a shared folder
     umask = os.umask(0)
     os.umask(umask)
     tok = BasicTokenizer().train(DOCS, 260)
@@ -84,6 +87,12 @@ GOOD = ('vocablab tokenizer v1\nclass RegexTokenizer\nname "t"\npattern "\\\\s+|
     (GOOD.replace('pattern "', 'pattern "('), 4, "invalid split pattern"),
     (GOOD + "1 2 258\n", 11, "unexpected content"),
     ("minbpe v1\n\n1\n<|x|>\n", 4, "special token line"),
+    # the same special token twice: which id is meant? (the last one used to win silently)
+    (GOOD.replace('special_tokens 1\n"<|a b|>" 300', 'special_tokens 2\n"<|a b|>" 300\n"<|a b|>" 301'),
+     8, r"'<\|a b\|>' is listed twice \(first on line 7\)"),
+    ("minbpe v1\n\n2\n<|x|> 256\n<|x|> 257\n", 5, "listed twice"),
+    # a minbpe pattern that is no regex: named here, not as a bare regex.error at first encode
+    ("minbpe v1\n(\\p{L}+\n0\n97 97\n", 2, "invalid split pattern"),
 ])
 def test_malformed_files_name_file_and_line(tmp_path, text, line, message):
     path = tmp_path / "bad.model"
@@ -104,3 +113,18 @@ def test_good_fixture_loads_and_non_utf8_is_rejected(tmp_path):
     path.write_text(GOOD.replace('"<|a b|>" 300', '"<|a b|>" 97'), encoding="utf-8")
     with pytest.raises(ValueError, match="good.model.*already the ordinary token"):
         load(path)
+
+
+def test_neither_import_nor_save_touches_the_process_umask(tmp_path):
+    # os.umask can only be read by setting it, which races with other threads creating files;
+    # model_file used to do that on import
+    code = ("import os, sys\n"
+            "def refuse(*a): raise AssertionError('os.umask called')\n"
+            "os.umask = refuse\n"
+            "from tokenizer import BasicTokenizer\n"
+            "BasicTokenizer().train('abab', 257).save(sys.argv[1])\n")
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "t")], cwd=root,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "t.model").is_file()

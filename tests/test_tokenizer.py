@@ -2,9 +2,12 @@
 and the tiktoken fast path agreeing with the readable pure-Python encoder."""
 import random
 
+import numpy as np
 import pytest
 
-from tokenizer import (GPT2_SPLIT_PATTERN, BasicTokenizer, RegexTokenizer, load)
+from tokenizer import GPT2_SPLIT_PATTERN, BasicTokenizer, RegexTokenizer, Tokenizer, load
+from tokenizer.reference import reference_train_bpe
+from tokenizer.trainer import count_chunks
 
 
 def test_aaabdaaabac_by_hand():
@@ -40,13 +43,21 @@ def test_train_rejects_bad_vocab_size():
 
 
 @pytest.fixture(scope="module")
-def taylor(shared_dir):
-    return (shared_dir / "data" / "taylorswift.txt").read_text(encoding="utf-8")
+def taylor(corpus_text):
+    # the name stays from minbpe's Taylor Swift article; the text is one every machine has
+    return corpus_text
 
 
 @pytest.fixture(scope="module")
 def trained(taylor):
     return RegexTokenizer().train(taylor, 1024, special_tokens=["<|endoftext|>", "<|end of doc|>"])
+
+
+def test_trained_merges_are_the_reference_trainers(trained, taylor):
+    # the tokenizer's training (fast trainer) against the slow readable spec, on the same chunks
+    counts = count_chunks(taylor, trained.pattern, special_tokens=["<|endoftext|>", "<|end of doc|>"])
+    want = reference_train_bpe(counts, 1024 - 256)
+    assert [(a, b, c) for (a, b), c in trained.merges.items()] == want
 
 
 def _random_unicode(rng, n):
@@ -142,7 +153,7 @@ def test_truncated_equals_training_directly(taylor):
     assert cut.merges == small.merges and cut.vocab == small.vocab
     assert cut.special_tokens == small.special_tokens == {"<|endoftext|>": 300, "<|x|>": 301}
     assert cut.encode(text[:2000]) == small.encode(text[:2000])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"vocab_size must be an int in \[256, 420\], got 421"):
         big.truncated(421)
 
 
@@ -176,7 +187,9 @@ def test_tiktoken_fast_path_matches_pure_python(trained, taylor):
     texts = [taylor[i:i + 500] for i in range(0, 5000, 500)]
     assert trained.encode_batch(texts) == [pure.encode(t) for t in texts]
     basic = BasicTokenizer().train(taylor[:20000], 300)
-    assert basic.encode(taylor[:2000]) == basic._encode_ordinary_python(taylor[:2000])
+    pure_basic = basic.copy()
+    pure_basic.use_tiktoken = False
+    assert basic.encode(taylor[:2000]) == pure_basic.encode(taylor[:2000])
 
 
 def test_fast_path_refuses_when_rank_order_would_differ(tmp_path):
@@ -190,3 +203,55 @@ def test_fast_path_refuses_when_rank_order_would_differ(tmp_path):
     assert tok.encode("abc") == [97, 256]      # falls back to the exact pure-Python path
     assert tok.encode("abcd") == [97, 256, 100]
     assert tok.encode("ab") == [257]
+
+
+def test_decode_rejects_ids_that_are_not_ints():
+    # 65.0 == 65 and True == 1 as dict keys, so these used to decode as "A" and "\x01"
+    tok = BasicTokenizer()
+    with pytest.raises(TypeError, match=r"65\.0 \(float\) at position 1"):
+        tok.decode([66, 65.0])
+    with pytest.raises(TypeError, match=r"True \(bool\)"):
+        tok.decode([True])
+    with pytest.raises(TypeError, match="'A'"):
+        tok.decode_bytes(["A"])
+    assert tok.decode([np.int64(65), np.uint16(66), 67]) == "ABC"  # shard ids are numpy ints
+
+
+def test_extend_with_too_little_text_raises_like_train():
+    tok = BasicTokenizer().train("abab", 257)
+    # "ab ab" (one chunk) continues with at most 2 more merges, not 10
+    with pytest.raises(ValueError, match="n_new_merges 10 is too many.*only 2"):
+        tok.extend(["ab ab"], 10)
+    assert len(tok.extend(["ab ab"], 2).merges) == 3
+
+
+def test_pattern_that_drops_text_is_refused():
+    # r"\w+" never matches ", ", "! " or "!": 7 characters neither trained on nor encoded
+    text = "hello, world! hello, world!"
+    with pytest.raises(ValueError, match=r"leaves 7 of 27 characters \(25\.9%\) in no chunk"):
+        RegexTokenizer(r"\w+").train(text, 260)
+    tok = RegexTokenizer(r"\w+|\W+").train(text, 260)
+    assert tok.decode(tok.encode(text)) == text
+    with pytest.raises(ValueError, match="in no chunk"):
+        RegexTokenizer(r"\w+").train_from_counts(count_chunks(text, r"\w+"), 260)
+
+
+def test_from_merges_builds_any_class_without_its_init():
+    trained = RegexTokenizer(GPT2_SPLIT_PATTERN).train(["hello hello world"], 262,
+                                                        special_tokens=["<|endoftext|>"])
+    triples = [(a, b, c) for (a, b), c in trained.merges.items()]
+    rebuilt = RegexTokenizer.from_merges(triples, pattern=GPT2_SPLIT_PATTERN,
+                                         special_tokens={"<|endoftext|>": 262}, name="mine")
+    assert (type(rebuilt), rebuilt.name, rebuilt.merges, rebuilt.vocab, rebuilt.special_tokens) == (
+        RegexTokenizer, "mine", trained.merges, trained.vocab, trained.special_tokens)
+    assert rebuilt.encode("hello world") == trained.encode("hello world")
+    # a permuted byte table: byte b has id 255 - b, and the merge joins ids, not bytes
+    flipped = Tokenizer.from_merges({(255 - ord("a"), 255 - ord("b")): 256},
+                                    byte_ids=[255 - b for b in range(256)])
+    assert flipped.encode("abc") == [256, 255 - ord("c")] and flipped.decode([256]) == "ab"
+    with pytest.raises(ValueError, match="already the ordinary token"):
+        Tokenizer.from_merges({}, special_tokens={"<|x|>": 97})
+    with pytest.raises(ValueError, match=r"merge #1 \(256, 300\) -> 257"):
+        Tokenizer.from_merges([(97, 98, 256), (256, 300, 257)])
+    with pytest.raises(ValueError, match="byte_ids must be 256 distinct"):
+        Tokenizer.from_merges({}, byte_ids=[0] * 256)

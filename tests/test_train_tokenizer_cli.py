@@ -4,7 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tokenizer import load
+from data.sources import hash_bytes
+from tokenizer import GPT4_SPLIT_PATTERN, load
 from tokenizer.reference import reference_train_bpe
 from tokenizer.trainer import count_chunks
 
@@ -68,3 +69,54 @@ def test_clear_errors(tmp_path):
     (tmp_path / "x.jsonl").write_text('{"text": "a"}\n{"body": "b"}\n', encoding="utf-8")
     r = run_cli("--input", tmp_path / "x.jsonl", "--out", tmp_path / "t")
     assert r.returncode == 2 and "x.jsonl: line 2" in r.stderr and "--text-field" in r.stderr
+
+
+def test_held_out_documents_are_not_trained_on(tmp_path):
+    # each file is one document with a word of its own, so any document used in training leaves
+    # merges behind; the held-out rule is re-derived here from its definition (hash of seed+text)
+    docs = [f"doc {i}: " + ("zq" + "abcdefghijklmnopqrstuvwxyz"[i] + " ") * 30 for i in range(26)]
+    for i, doc in enumerate(docs):
+        (tmp_path / f"{i:02d}.txt").write_text(doc, encoding="utf-8")
+    held = [d for d in docs if hash_bytes(f"0\0{d}".encode()) < 0.3]
+    kept = [d for d in docs if d not in held]
+    assert 3 <= len(held) <= 15  # the test means something only if both sides are populated
+    want = reference_train_bpe(count_chunks(kept, GPT4_SPLIT_PATTERN), 1000)  # every merge there is
+    out = tmp_path / "t"
+    r = run_cli("--source", tmp_path, "--vocab-size", 256 + len(want), "--held-out", 0.3,
+                "--seed", 0, "--special-tokens", "--out", out, "--workers", 1)
+    assert r.returncode == 0, r.stderr
+    assert f"{len(held)} held-out documents" in r.stdout
+    tok = load(f"{out}.model")
+    assert [(a, b) for a, b, _ in want] == list(tok.merges)
+    with_held = reference_train_bpe(count_chunks(docs, GPT4_SPLIT_PATTERN), len(want))
+    assert [(a, b) for a, b, _ in with_held] != list(tok.merges)
+
+
+def test_source_txt_mode_and_underscores_are_the_same_flags(tmp_path):
+    (tmp_path / "e.txt").write_text(TEXT, encoding="utf-8")
+    outs = []
+    for i, flags in enumerate([("--input", "--doc-per", "line", "--vocab-size"),
+                               ("--source", "--txt-mode", "lines", "--vocab_size"),
+                               ("--source", "--txt_mode", "lines", "--vocab-size")]):
+        src, mode, value, vocab = flags
+        out = tmp_path / f"t{i}"
+        r = run_cli(src, tmp_path / "e.txt", mode, value, vocab, 280, "--held-out", 0,
+                    "--out", out)
+        assert r.returncode == 0, r.stderr
+        outs.append(load(f"{out}.model"))
+    assert outs[0].merges == outs[1].merges == outs[2].merges
+    # one document per line: no merge crosses a line, so "\n" never joins anything
+    assert not any(b"\n" in outs[0].vocab[i] for i in outs[0].merges.values())
+
+
+def test_bad_special_tokens_and_text_dropping_pattern_are_refused(tmp_path):
+    good = tmp_path / "good.txt"
+    good.write_text(TEXT, encoding="utf-8")
+    r = run_cli("--source", good, "--special-tokens", "", "--out", tmp_path / "t")
+    assert r.returncode == 2 and "--special-tokens" in r.stderr and "empty" in r.stderr
+    assert "Traceback" not in r.stderr
+    # \w+ never matches spaces or punctuation: that text would silently vanish from training
+    r = run_cli("--source", good, "--pattern", r"\w+", "--vocab-size", 300, "--out", tmp_path / "t")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--pattern" in r.stderr and "in no chunk" in r.stderr and "%" in r.stderr
+    assert not list(tmp_path.glob("t.*"))  # nothing written

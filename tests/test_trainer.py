@@ -1,12 +1,18 @@
 """The fast trainer must give exactly the merges of the slow reference, and of CS336's fixture."""
 import os
 import random
+import re
+from collections import Counter
 
 import pytest
+import regex
 
-from tokenizer.reference import merge, reference_train_bpe
-from tokenizer.trainer import count_chunks, train_bpe
+import tokenizer.reference as reference
+import tokenizer.trainer as trainer
+from tokenizer import GPT4_SPLIT_PATTERN
 from tokenizer.hf import bytes_to_unicode
+from tokenizer.reference import merge, reference_train_bpe
+from tokenizer.trainer import _GPT4_ASCII, _W, _reverse_key, count_chunks, train_bpe
 
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 GPT4_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}|"""
@@ -44,8 +50,6 @@ def test_tie_break_is_greatest_bytes_not_first_seen():
 
 
 def test_reverse_key_orders_pairs_like_bytes_tuples_reversed():
-    from tokenizer.trainer import _reverse_key
-
     rng = random.Random(0)
     tokens = [bytes(rng.choice([0, 1, 97, 254, 255]) for _ in range(rng.randint(1, 3)))
               for _ in range(60)]
@@ -72,8 +76,8 @@ def test_fast_equals_reference_on_random_texts():
         assert train_bpe(counts, n) == reference_train_bpe(counts, n), (trial, docs, pattern, n)
 
 
-def test_fast_equals_reference_on_real_text(shared_dir):
-    text = (shared_dir / "data" / "taylorswift.txt").read_text(encoding="utf-8")[:40_000]
+def test_fast_equals_reference_on_real_text(corpus_text):
+    text = corpus_text[:40_000]
     counts = count_chunks(text, GPT4_PATTERN)
     assert train_bpe(counts, 120) == reference_train_bpe(counts, 120)
 
@@ -130,8 +134,6 @@ def test_deterministic_and_document_order_independent():
 
 
 def test_workers_give_identical_counts(monkeypatch):
-    import tokenizer.trainer as trainer
-
     monkeypatch.setattr(trainer, "_BATCH_CHARS", 500)  # force several batches -> real workers
     rng = random.Random(3)
     docs = ["".join(rng.choice("ab c\n<|x|>é") for _ in range(300)) for _ in range(60)]
@@ -160,9 +162,6 @@ def test_tokens_with_identical_bytes_tie_on_smaller_ids(monkeypatch):
     # Only an extended vocabulary can hold two ids with the same bytes (b"ab" built as (a, b) and
     # as (a', b) from a duplicate byte token); then the bytes rule can't decide and the smaller
     # ids win. Such words are hard to reach through encoding, so hand them to both trainers.
-    import tokenizer.reference as reference
-    import tokenizer.trainer as trainer
-
     vocab = {i: bytes([i]) for i in range(256)} | {300: b"ab", 301: b"ab"}
     words = [[301, 99], [300, 99], [99, 301], [99, 300]]
 
@@ -203,9 +202,6 @@ def test_stops_when_nothing_left_and_rejects_bad_input():
 
 def _plain_counts(docs, pattern):
     """The definition: findall on every document, counted, as UTF-8 bytes."""
-    import regex
-    from collections import Counter
-
     counts = Counter()
     for doc in docs:
         counts.update(regex.findall(pattern, doc))
@@ -213,11 +209,6 @@ def _plain_counts(docs, pattern):
 
 
 def test_ascii_twin_splits_every_ascii_text_like_the_gpt4_pattern():
-    import regex
-
-    from tokenizer import GPT4_SPLIT_PATTERN
-    from tokenizer.trainer import _GPT4_ASCII
-
     full = regex.compile(GPT4_SPLIT_PATTERN)
     rng = random.Random(21)
     pieces = [chr(c) for c in range(128)] + [" ", "  ", "\n", "\r\n", "'", "'S", "ll", "a", "7"] * 4
@@ -227,20 +218,11 @@ def test_ascii_twin_splits_every_ascii_text_like_the_gpt4_pattern():
 
 
 def test_line_class_is_unicode_whitespace_without_newlines():
-    import re
-
-    import regex
-
-    from tokenizer.trainer import _W
-
     every = "".join(map(chr, range(0x110000)))
     assert set(re.findall(f"[{_W}]", every)) == set(regex.findall(r"\s", every)) - {"\r", "\n"}
 
 
 def test_fast_counting_equals_findall_on_tricky_texts(monkeypatch):
-    import tokenizer.trainer as trainer
-    from tokenizer import GPT4_SPLIT_PATTERN
-
     monkeypatch.setattr(trainer, "_BATCH_CHARS", 300)  # many batches: lines repeat across them
     rng = random.Random(8)
     alphabet = [" ", " ", "  ", "\n", "\n", "\r", "\r\n", "\t", "\x0b", "\x85", "\u2028", "\u3000",
@@ -254,10 +236,8 @@ def test_fast_counting_equals_findall_on_tricky_texts(monkeypatch):
         assert got == _plain_counts(pieces, GPT4_SPLIT_PATTERN), (trial, docs)
 
 
-def test_fast_counting_and_training_on_real_text(shared_dir):
-    from tokenizer import GPT4_SPLIT_PATTERN
-
-    text = (shared_dir / "data" / "taylorswift.txt").read_text(encoding="utf-8")[:40_000]
+def test_fast_counting_and_training_on_real_text(corpus_text):
+    text = corpus_text[:40_000]
     docs = [text[i:i + 2000] for i in range(0, len(text), 2000)]
     counts = count_chunks(docs, GPT4_SPLIT_PATTERN)
     assert counts == _plain_counts(docs, GPT4_SPLIT_PATTERN)
@@ -266,8 +246,6 @@ def test_fast_counting_and_training_on_real_text(shared_dir):
 
 
 def test_fast_equals_reference_on_random_texts_gpt4_pattern():
-    from tokenizer import GPT4_SPLIT_PATTERN
-
     rng = random.Random(99)
     for trial in range(150):
         docs = _random_docs(rng)
@@ -277,8 +255,6 @@ def test_fast_equals_reference_on_random_texts_gpt4_pattern():
 
 
 def test_a_failing_worker_raises_instead_of_hanging(monkeypatch):
-    import tokenizer.trainer as trainer
-
     if os.name != "posix":
         pytest.skip("the patched function reaches workers only when they are forked")
 
@@ -289,3 +265,27 @@ def test_a_failing_worker_raises_instead_of_hanging(monkeypatch):
     monkeypatch.setattr(trainer, "_count_batch", broken)
     with pytest.raises(RuntimeError, match="worker failed"):
         count_chunks(["some text"] * 20, None, workers=2)
+
+
+def test_counts_say_how_much_text_no_chunk_covers(monkeypatch):
+    # r"\w+" skips spaces and punctuation; the specials are cut out before, so they never count
+    docs = ["ab, cd!", "<|s|>e f"] * 3
+    counts = count_chunks(docs, r"\w+", special_tokens=["<|s|>"])
+    assert (counts.text_chars, counts.chunk_chars, counts.dropped_chars) == (30, 18, 12)
+    assert count_chunks(docs, GPT4_SPLIT_PATTERN, special_tokens=["<|s|>"]).dropped_chars == 0
+    assert count_chunks(docs, None).dropped_chars == 0
+    monkeypatch.setattr(trainer, "_BATCH_CHARS", 5)  # several batches: the workers add it up
+    parallel = count_chunks(docs, r"\w+", special_tokens=["<|s|>"], workers=2)
+    assert (parallel, parallel.text_chars, parallel.chunk_chars) == (counts, 30, 18)
+
+
+def test_ids_in_the_surrogate_range_train():
+    # the fast trainer holds ids as characters; 0xd800-0xdfff are surrogates there, and a
+    # vocabulary past 55,296 ids (cl100k, extended) has them
+    vocab = {i: bytes([i]) for i in range(256)}
+    base = {(97, 98): 0xd800, (0xd800, 99): 0xd801}
+    vocab |= {0xd800: b"ab", 0xd801: b"abc"}
+    counts = {b"abcabc abc": 2, b"xabc": 1}
+    got = train_bpe(counts, 3, base_vocab=vocab, base_merges=base, next_id=0xd802)
+    assert got == reference_train_bpe(counts, 3, base_vocab=vocab, base_merges=base, next_id=0xd802)
+    assert got[0] == (0xd801, 0xd801, 0xd802)

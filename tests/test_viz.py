@@ -1,8 +1,12 @@
 """viz: the coloured and HTML views must show exactly the tokens, escaped, with ids on hover."""
 import html
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from tokenizer import BasicTokenizer, viz
+from tokenizer.sample_texts import SAMPLE_TEXTS
 
 TEXT = "aaab <b>&</b>\n\taaab<|endoftext|>"
 
@@ -39,3 +43,22 @@ def test_cli(tmp_path, capsys):
     viz.main([str(tmp_path / "t.model"), "aaab", "--html", str(tmp_path / "o.html")])
     out = capsys.readouterr().out
     assert "1 tokens, 4 bytes" in out and (tmp_path / "o.html").exists()
+
+
+def test_bare_command_from_the_readme_works():
+    # README: `python -m tokenizer.viz`; it used to stop with a usage error
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "tokenizer.viz"], cwd=root, capture_output=True,
+                       text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout)
+    assert SAMPLE_TEXTS["english"].split("\n")[0].replace(" ", "·") in plain
+    assert re.search(r"\n\d+ tokens, \d+ bytes", plain)
+
+
+def test_cli_reads_stdin_and_takes_pretrained_names(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "tokenizer.viz", "gpt4"], cwd=root, input="hello world",
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "2 tokens, 11 bytes" in r.stdout  # cl100k: "hello", " world"

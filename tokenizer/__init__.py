@@ -1,16 +1,27 @@
 """vocablab's tokenizer stage: byte-level BPE, readable top to bottom.
 
-Read in this order: base.py (bytes, merges, encode/decode), basic.py (no split pattern),
-regex.py (split patterns), reference.py (the readable trainer), trainer.py (the fast one),
-model_file.py (save and load), pretrained.py (GPT-4/GPT-2 vocabularies recovered from
-tiktoken), viz.py (see the tokens).
+Read in this order; each file imports only files before it:
+  bpe.py          the primitives: bytes, merges, encoding a chunk, the tie rule
+  patterns.py     split patterns (why chunks) and the EOT separator
+  specials.py     special tokens: cut before anything else, refused unless allowed
+  reference.py    the readable trainer: the specification and the test oracle
+  trainer.py      the fast trainer, with exactly the reference's merges
+  fastpath.py     when tiktoken's Rust encoder gives exactly our ids
+  atomic.py, model_file.py, hf.py    files: atomic writes, the .model format, tokenizer.json
+  base.py         the Tokenizer class that ties these together (train, encode, decode, save)
+  basic.py, regex.py                 the two kinds: no split pattern, a split pattern
+  pretrained.py   GPT-4/GPT-2 recovered from tiktoken; load_any(spec) for any path or name
+  sample_texts.py short texts of many kinds (prose, code, numbers, scripts, emoji)
+  viz.py, report.py, playground.py   tools to look at tokens
 """
 from .base import Tokenizer
 from .basic import BasicTokenizer
 from .model_file import load
-from .pretrained import GPT2Tokenizer, GPT4Tokenizer, from_tiktoken
-from .regex import EOT, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, SPLIT_PATTERNS, RegexTokenizer
+from .patterns import EOT, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, SPLIT_PATTERNS
+from .pretrained import (GPT2Tokenizer, GPT4Tokenizer, TokenizerLoadError, from_tiktoken,
+                         load_any)
+from .regex import RegexTokenizer
 
 __all__ = ["Tokenizer", "BasicTokenizer", "RegexTokenizer", "GPT4Tokenizer", "GPT2Tokenizer",
-           "from_tiktoken", "load", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN",
-           "SPLIT_PATTERNS", "EOT"]
+           "from_tiktoken", "load", "load_any", "TokenizerLoadError", "GPT2_SPLIT_PATTERN",
+           "GPT4_SPLIT_PATTERN", "SPLIT_PATTERNS", "EOT"]

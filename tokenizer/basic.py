@@ -2,7 +2,7 @@
 
 Each document is one chunk, so merges can run across spaces and punctuation: on English it
 learns tokens like "e t" or "d, th". That wastes vocabulary on accidents of word order, which is
-why RegexTokenizer cuts text into chunks first. Start reading here, then regex.py.
+why RegexTokenizer (regex.py, next) cuts text into chunks first.
 
     tok = BasicTokenizer()
     tok.train("aaabdaaabac", 256 + 3)     # merges: (a,a) -> 256, (256,a) -> 257, (257,b) -> 258

@@ -27,7 +27,7 @@ import json
 import re
 from pathlib import Path
 
-from .model_file import write_text_atomic
+from .atomic import write_text_atomic
 
 _INTERVAL = re.compile(r"\{\d+(,\d*)?\}")
 

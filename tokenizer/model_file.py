@@ -17,57 +17,32 @@ may hold spaces or any character (minbpe's format cannot). Merges carry their id
 because extended and pretrained vocabularies are not numbered 256, 257, ... `load` also reads
 minbpe's `minbpe v1` files.
 
-Writes are atomic (a temp file in the same folder, then os.replace): a crash mid-save leaves
-the old file or the new one, never half of one. `atomic_writer` is the project's one such
-writer; data/ re-exports it for shards and manifests.
+Writes are atomic (tokenizer/atomic.py): a crash mid-save leaves the old file or the new one,
+never half of one. `load` builds the tokenizer through the public `cls.from_merges`; the classes
+it may build register themselves here (base.Tokenizer does it for every subclass), so this module
+needs nothing from base.py.
 """
-import contextlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import regex
 
-from .base import Tokenizer, render_token
+from .atomic import atomic_writer, write_text_atomic
+from .bpe import render_token
+
+__all__ = ["save", "load", "vocab_text", "register_class", "TOKENIZER_CLASSES", "FORMAT_LINE",
+           "MINBPE_LINE", "atomic_writer", "write_text_atomic"]
 
 FORMAT_LINE = "vocablab tokenizer v1"  # first line of every .model file this code writes
 MINBPE_LINE = "minbpe v1"             # minbpe's format, which load() also reads
 
-_UMASK = os.umask(0)  # read once: os.umask can only be read by setting it
-os.umask(_UMASK)
+TOKENIZER_CLASSES = {}  # class name in a .model file -> the class load() builds
 
 
-# ---- atomic writes ---------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def atomic_writer(path, mode="wb"):
-    """Open a temp file beside `path`; on success rename it over `path`, on error delete it.
-
-    Why: a reader (or a re-run) must never find a half-written file under the final name.
-    The temp file is in the same folder so os.replace is an atomic rename, not a copy.
-    Text modes write UTF-8 with "\\n" line ends on every platform.
-    """
-    path = Path(path)
-    text = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what open() would
-        with os.fdopen(fd, mode, **text) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def write_text_atomic(path, text):
-    """Write `text` (UTF-8) to `path` atomically."""
-    with atomic_writer(path, "w") as f:
-        f.write(text)
+def register_class(cls):
+    """Let load() build `cls` from a file whose class line names it."""
+    TOKENIZER_CLASSES[cls.__name__] = cls
+    return cls
 
 
 # ---- writing ---------------------------------------------------------------------------------
@@ -171,27 +146,38 @@ def load(path):
                       f"expected {FORMAT_LINE!r} or {MINBPE_LINE!r}")
     # tokenizer/__init__.py imports every class, so all are registered by now
     cls_name = r.keyword("class")
-    cls = Tokenizer._classes.get(cls_name)
+    cls = TOKENIZER_CLASSES.get(cls_name)
     if cls is None:
-        raise r.error(f"unknown tokenizer class {cls_name!r}; known: {sorted(Tokenizer._classes)}")
+        raise r.error(f"unknown tokenizer class {cls_name!r}; known: {sorted(TOKENIZER_CLASSES)}")
     name, rest = r.json_string(r.keyword("name"))
     pattern, rest2 = r.json_string(r.keyword("pattern"))
     if rest.strip() or rest2.strip():
         raise r.error("unexpected text after the quoted string")
-    try:
-        regex.compile(pattern)
-    except regex.error as e:
-        raise r.error(f"invalid split pattern: {e}") from None
+    _check_pattern(r, pattern)
     byte_line = r.keyword("byte_ids")
     byte_ids = list(range(256)) if byte_line == "identity" else r.ints(byte_line, 256, "byte ids")
     if len(set(byte_ids)) != 256:
         raise r.error("byte_ids must be 256 distinct ids")
-    specials = {}
+    specials, where = {}, {}
     for _ in range(r.ints(r.keyword("special_tokens"), 1, "a count")[0]):
         special, rest = r.json_string(r.next("a special token line"))
-        specials[special] = r.ints(rest, 1, "the special token's id")[0]
+        _add_special(r, specials, where, special, r.ints(rest, 1, "the special token's id")[0])
     merges = _read_merges(r, r.ints(r.keyword("merges"), 1, "a count")[0], byte_ids)
     return _build(r, cls, pattern, merges, byte_ids, specials, name)
+
+
+def _check_pattern(r, pattern):
+    try:
+        regex.compile(pattern)
+    except regex.error as e:
+        raise r.error(f"invalid split pattern {pattern[:60]!r}: {e}") from None
+
+
+def _add_special(r, specials, where, name, idx):
+    """A special token may be listed once: with two lines, which id is meant?"""
+    if name in specials:
+        raise r.error(f"special token {name!r} is listed twice (first on line {where[name]})")
+    specials[name], where[name] = idx, r.n
 
 
 def _read_merges(r, count, byte_ids, implicit_ids=False):
@@ -222,30 +208,27 @@ def _load_minbpe(r):
     """minbpe v1: pattern line, number of specials, 'name id' lines, then 'left right' merges
     whose new ids are implicit (256, 257, ...). Special names cannot contain spaces there."""
     pattern = r.next("the pattern line")
-    specials = {}
+    _check_pattern(r, pattern)
+    specials, where = {}, {}
     count_line = r.next("the number of special tokens")
     for _ in range(r.ints(count_line, 1, "the number of special tokens")[0]):
         line = r.next("a special token line 'name id'")
         name, _, idx = line.rpartition(" ")
         if not name or not idx.isdigit():
             raise r.error(f"expected a special token line 'name id', got {line[:60]!r}")
-        specials[name] = int(idx)
+        _add_special(r, specials, where, name, int(idx))
     rest = r.lines[r.n:]
     while rest and not rest[-1].strip():
         rest.pop()
     merges = _read_merges(r, len(rest), list(range(256)), implicit_ids=True)
-    cls = Tokenizer._classes["RegexTokenizer" if pattern else "BasicTokenizer"]
+    cls = TOKENIZER_CLASSES["RegexTokenizer" if pattern else "BasicTokenizer"]
     return _build(r, cls, pattern, merges, list(range(256)), specials)
 
 
 def _build(r, cls, pattern, merges, byte_ids, specials, name=None):
     """The tokenizer the file describes; a special id that clashes is an error naming the file."""
-    tok = cls._blank(pattern)
-    if name is not None:
-        tok.name = name
-    tok._set_merges(merges, byte_ids)
     try:
-        tok.register_special_tokens(specials)
+        return cls.from_merges(merges, pattern=pattern, byte_ids=byte_ids, special_tokens=specials,
+                               name=name)
     except ValueError as e:
         raise ValueError(f"{r.path}: {e}") from None
-    return tok

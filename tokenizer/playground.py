@@ -17,7 +17,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tokenizer.report import load_tokenizers
+from .bpe import fix_surrogates
+from .report import load_tokenizers
 
 PAGE = Path(__file__).with_name("playground.html")
 MAX_REQUEST_BYTES = 100_000  # a page of text is a few KB; more than this is a mistake or abuse
@@ -30,7 +31,9 @@ def encode_for_display(tok, text):
     Such a token has no text of its own, so `text` decodes with U+FFFD replacement and
     `partial` flags it; the page then shows its raw bytes (`hex`) instead of pretending.
     Special-token text is encoded as ordinary text: typing "<|endoftext|>" shows its pieces.
+    A lone surrogate (JSON allows "\\ud800") becomes U+FFFD, as the encoder itself does.
     """
+    text = fix_surrogates(text)
     ids = tok.encode_ordinary(text)
     tokens = []
     for i in ids:
@@ -59,6 +62,8 @@ def handle_encode(body, tokenizers):
         req = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise RequestError(400, f"request body is not valid UTF-8 JSON: {e}") from e
+    except RecursionError:
+        raise RequestError(400, "request body is JSON nested too deeply") from None
     if not isinstance(req, dict) or not isinstance(req.get("text"), str):
         raise RequestError(400, 'expected a JSON object {"text": "...", "tokenizers": ["name", ...]}')
     names = req.get("tokenizers", list(tokenizers))
@@ -104,6 +109,9 @@ def make_handler(tokenizers, page_path=PAGE):
                 length = int(self.headers.get("Content-Length", ""))
             except ValueError:
                 return self._json(411, {"error": "Content-Length header required"})
+            if length < 0:  # rfile.read(-1) would wait for the client to close the connection
+                self.close_connection = True
+                return self._json(400, {"error": f"Content-Length must be >= 0, got {length}"})
             if length > MAX_REQUEST_BYTES:
                 # Drain a moderately large body so the client sees our answer instead of a reset
                 # connection; anything huge we simply stop reading and hang up on.
@@ -120,6 +128,8 @@ def make_handler(tokenizers, page_path=PAGE):
                     result = handle_encode(body, tokenizers)
             except RequestError as e:
                 return self._json(e.status, {"error": str(e)})
+            except Exception as e:  # a bug must still answer, not drop the connection
+                return self._json(500, {"error": f"internal error: {type(e).__name__}: {e}"})
             self._json(200, result)
 
         def log_message(self, fmt, *args):  # quiet: one line per request would drown the console
@@ -166,7 +176,12 @@ def main(argv=None):
     toks = default_tokenizers(args.tokenizers)
     if not toks:
         p.error("none of the tokenizers could be loaded (see messages above)")
-    server = make_server(toks, args.host, args.port)
+    try:
+        server = make_server(toks, args.host, args.port)
+    except OSError as e:  # most often: the port is in use (another playground still running?)
+        print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror or e}; pick another "
+              f"port with --port (0 = any free port)", file=sys.stderr)
+        return 1
     host, port = server.server_address[:2]
     print(f"playground with {', '.join(toks)} at http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
     try:
@@ -178,4 +193,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -5,15 +5,14 @@ chunk that occurs 10,000 times contributes its pairs 10,000 times, but is stored
 Every step recounts all pairs from scratch, so the cost is O(merges x total chunk length) --
 fine for tests and small corpora, hopeless for a 32k vocabulary (use trainer.train_bpe for that).
 
-The merge rule, exactly: merge the most frequent adjacent pair; ties go to the greatest pair
-compared as (bytes of left token, bytes of right token). Comparing bytes (not ids) makes the
-result independent of document order and of which ids tokens happen to get. Only when two
-different tokens have identical bytes (possible after extending a pretrained vocabulary) do the
-ids themselves break the tie: the smaller (left, right) id pair wins.
+The merge rule, exactly (bpe.merge_priority): merge the most frequent adjacent pair; ties go to
+the greatest pair compared as (bytes of left token, bytes of right token). Comparing bytes (not
+ids) makes the result independent of document order and of which ids tokens happen to get.
 """
 from collections import Counter
 
-from .base import merge  # the one merge step, shared with encoding: training and encoding must agree
+# the one merge step and the one encoder, shared with encoding: training and encoding must agree
+from .bpe import apply_merges, merge, merge_priority
 
 
 def prepare_chunks(chunk_counts, base_vocab=None, base_merges=None, next_id=None):
@@ -41,38 +40,30 @@ def prepare_chunks(chunk_counts, base_vocab=None, base_merges=None, next_id=None
     elif next_id <= max(vocab):
         raise ValueError(f"next_id={next_id} would reuse an id of base_vocab (max {max(vocab)})")
 
-    ranks = {}  # (left, right) -> (rank, new_id); rank == position in merge order
-    for rank, (left, right, new) in enumerate(_merge_triples(base_merges)):
-        ranks[(left, right)] = (rank, new)
+    merges = _merges_dict(base_merges)
     words, counts = [], []
     for chunk, count in chunk_counts.items():
         if count <= 0:
             continue
         ids = [byte_id[b] for b in chunk]
-        if ranks:
-            ids = encode_with_merges(ids, ranks)
+        if merges:
+            ids = apply_merges(ids, merges)
         words.append(ids)
         counts.append(count)
     return vocab, words, counts, next_id
 
 
-def _merge_triples(base_merges):
+def _merges_dict(base_merges):
     """Accept merges as {(l, r): new} (in rank order) or as a sequence of (l, r, new)."""
     if not base_merges:
-        return []
-    if isinstance(base_merges, dict):
-        return [(l, r, new) for (l, r), new in base_merges.items()]
-    return [tuple(m) for m in base_merges]
-
-
-def encode_with_merges(ids, ranks):
-    """Apply learned merges to one chunk, lowest rank first (the order they were learned)."""
-    while len(ids) >= 2:
-        best = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, (float("inf"),))[0])
-        if best not in ranks:
-            break
-        ids = merge(ids, best, ranks[best][1])
-    return ids
+        return {}
+    triples = ([(l, r, new) for (l, r), new in base_merges.items()]
+               if isinstance(base_merges, dict) else [tuple(m) for m in base_merges])
+    # apply_merges ranks a merge by its id, so ids must grow in merge order (they do in any
+    # tokenizer: the .model reader checks it)
+    if any(a[2] >= b[2] for a, b in zip(triples, triples[1:])):
+        raise ValueError("base_merges: new ids must increase in merge order")
+    return {(l, r): new for l, r, new in triples}
 
 
 def reference_train_bpe(chunk_counts, num_merges, *, base_vocab=None, base_merges=None,
@@ -92,7 +83,7 @@ def reference_train_bpe(chunk_counts, num_merges, *, base_vocab=None, base_merge
                 stats[pair] += count
         if not stats:
             break
-        pair = max(stats, key=lambda p: (stats[p], vocab[p[0]], vocab[p[1]], -p[0], -p[1]))
+        pair = max(stats, key=lambda p: merge_priority(p, stats[p], vocab))
         words = [merge(ids, pair, new_id) for ids in words]
         vocab[new_id] = vocab[pair[0]] + vocab[pair[1]]
         merges.append((pair[0], pair[1], new_id))

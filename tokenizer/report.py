@@ -1,5 +1,6 @@
 """Compare tokenizers on short texts of different kinds: bytes per token, relative to the first.
 
+    python -m tokenizer.report                               # cl100k and gpt2
     python -m tokenizer.report tokenizers/shakespeare.model cl100k gpt2
     python -m tokenizer.report a.model b.model --texts my_texts/ --markdown out/report.md
 
@@ -12,45 +13,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from tokenizer.model_file import write_text_atomic
-from tokenizer.sample_texts import SAMPLE_TEXTS
+from .atomic import write_text_atomic
+from .pretrained import PRETRAINED, TokenizerLoadError, load_any
+from .sample_texts import SAMPLE_TEXTS
 
-PRETRAINED = {"gpt2": "GPT2Tokenizer", "cl100k": "GPT4Tokenizer", "cl100k_base": "GPT4Tokenizer",
-              "gpt4": "GPT4Tokenizer"}
-
-
-class TokenizerLoadError(ValueError):
-    """A tokenizer named on the command line could not be loaded; the message says why."""
+__all__ = ["TokenizerLoadError", "load_tokenizer", "load_tokenizers", "read_texts",
+           "bytes_per_token", "format_terminal", "format_markdown", "main"]
 
 
 def load_tokenizer(spec):
-    """Return (name, tokenizer) for a trained `.model` path or a pretrained name (gpt2, cl100k).
-
-    Pretrained names are tried only when `spec` is not an existing file, so a trained file
-    called `gpt2` in the working directory still wins (it is what the user pointed at).
-    """
-    import tokenizer as tk
-
-    path = Path(spec)
-    if path.is_file() or spec.endswith(".model"):
-        if not path.is_file():
-            raise TokenizerLoadError(f"{spec}: no such tokenizer file (expected a .model written by tok.save)")
-        try:
-            return path.stem, tk.load(str(path))
-        except (OSError, ValueError) as e:
-            raise TokenizerLoadError(f"{spec}: could not load tokenizer: {e}") from e
-    key = spec.lower()
-    if key not in PRETRAINED:
-        raise TokenizerLoadError(
-            f"unknown tokenizer {spec!r}: give a .model file written by tok.save, "
-            f"or one of the pretrained names {', '.join(sorted(PRETRAINED))}")
-    try:
-        return ("cl100k" if PRETRAINED[key] == "GPT4Tokenizer" else key), getattr(tk, PRETRAINED[key])()
-    except Exception as e:  # tiktoken raises network errors of several libraries
-        hint = ("; GPT-2's files are not shipped with tiktoken: set TIKTOKEN_CACHE_DIR to a folder "
-                "holding them or run once with internet access" if key == "gpt2" else "")
-        raise TokenizerLoadError(f"pretrained tokenizer {spec!r} could not be loaded offline "
-                                 f"({type(e).__name__}: {str(e)[:200]}){hint}") from e
+    """(name to show, tokenizer) for a `.model` path or a pretrained name (see load_any)."""
+    tok = load_any(spec)
+    if Path(spec).is_file():
+        return Path(spec).stem, tok
+    return PRETRAINED[spec.lower()][1], tok
 
 
 def load_tokenizers(specs):
@@ -145,13 +121,14 @@ def main(argv=None):
         description="Bytes per token of each tokenizer on built-in texts of different kinds "
                     "(English, code, numbers, other languages, emoji, whitespace) and on your own "
                     "files, relative to the first tokenizer.")
-    p.add_argument("tokenizers", nargs="+", metavar="TOKENIZER",
-                   help="a .model file written by tok.save, or a pretrained name: gpt2, cl100k")
+    p.add_argument("tokenizers", nargs="*", metavar="TOKENIZER",
+                   help="a .model file written by tok.save, or a pretrained name: gpt2, cl100k "
+                        "(default: cl100k and gpt2; gpt2 is skipped if it cannot load offline)")
     p.add_argument("--texts", metavar="DIR", help="also compare on each .txt/.md/.py file in DIR")
     p.add_argument("--markdown", metavar="OUT.md", help="also write the table as markdown to this file")
     args = p.parse_args(argv)
 
-    toks = load_tokenizers(args.tokenizers)
+    toks = load_tokenizers(args.tokenizers or ["cl100k", "gpt2"])
     if not toks:
         p.error("none of the tokenizers could be loaded (see messages above)")
     try:

@@ -1,6 +1,7 @@
 """Fast, exact BPE training: the same merges as reference.py, in seconds instead of hours.
 
-Two ideas make pure Python fast enough (minbpe's loop needs ~7 hours for vocab 4096 on 20 MB):
+Two ideas make pure Python fast enough where minbpe's loop, recounting every pair after every
+merge, would need hours for a 4096 vocabulary on 20 MB:
 
 1. Count unique chunks, not text. The split pattern cuts a corpus into chunks that no merge may
    cross, and most chunks repeat: 20 MB of Python source is ~90k unique chunks. Counting them is
@@ -17,15 +18,14 @@ Two ideas make pure Python fast enough (minbpe's loop needs ~7 hours for vocab 4
    This is valid because a merge only ever *lowers* the count of an existing pair (new pairs all
    contain the new token X and get fresh entries), so every entry is an upper bound.
 
-The tie-break (greatest (bytes(left), bytes(right))) must be exact inside a min-heap, so each
-entry carries the pair's bytes in an order-reversing encoding (see _reverse_key).
-
-Where the time goes (20 MB stdlib slice, vocab 16384, 2 cores; bench/train_bpe.py prints it):
-counting ~1.0 s (was 2.0 s), merging ~1.4 s (was 1.8 s; ~0.1 s of it the first pair count).
+The tie-break (bpe.merge_priority: greatest (bytes(left), bytes(right))) must be exact inside a
+min-heap, so each entry carries the pair's bytes in an order-reversing encoding (see _reverse_key).
+bench/train_bpe.py measures where the time goes.
 """
 import gc
 import heapq
 import itertools
+import multiprocessing
 import os
 import queue
 import re
@@ -33,14 +33,43 @@ from collections import Counter
 
 import numpy as np
 import regex
+from tqdm import tqdm
 
+from .bpe import fix_surrogates
+from .patterns import GPT4_SPLIT_PATTERN
 from .reference import prepare_chunks
-from .regex import GPT4_SPLIT_PATTERN
+from .specials import special_regex
 
 # ---------------------------------------------------------------------------------------------
 # Step 1: text -> {chunk_bytes: count}
 
 _BATCH_CHARS = 1 << 20  # ~1 MB of text per worker task: large enough to amortise pickling
+
+
+class ChunkCounts(dict):
+    r"""{chunk bytes: count}, plus how much text the chunks cover.
+
+    A split pattern that does not match every character (e.g. r"\w+") silently leaves text out
+    of every chunk: it is never trained on, and encode() drops it too. `text_chars` counts the
+    characters given (special tokens excluded), `chunk_chars` those inside chunks.
+    """
+    text_chars = chunk_chars = 0
+
+    @property
+    def dropped_chars(self):
+        return self.text_chars - self.chunk_chars
+
+
+def check_coverage(counts, pattern):
+    """Refuse a split pattern that left text in no chunk: training and encoding would both drop
+    that text silently, so bytes/token would be measured on other text than the user's."""
+    if not isinstance(counts, ChunkCounts) or counts.dropped_chars <= 0:
+        return
+    raise ValueError(
+        f"the split pattern '{pattern[:60]}' leaves {counts.dropped_chars:,} of "
+        f"{counts.text_chars:,} characters ({counts.dropped_chars / counts.text_chars:.1%}) "
+        f"in no chunk, so that text would be neither trained on nor encoded; use a pattern "
+        f"that matches every character (e.g. end it with |\\s+|. ) or 'gpt4'")
 
 
 def count_chunks(texts, pattern, special_tokens=(), workers=1, progress=False):
@@ -49,7 +78,8 @@ def count_chunks(texts, pattern, special_tokens=(), workers=1, progress=False):
     `texts` is a str or an iterable of str documents, consumed as a stream. Chunks never span
     documents or special tokens: specials split the text and are dropped (never counted, so
     never merged into). `pattern` None or "" makes every document (or special-separated piece)
-    one chunk, as BasicTokenizer wants. The result is the same for any `workers`.
+    one chunk, as BasicTokenizer wants. The result is the same for any `workers`; it is a
+    ChunkCounts, which also says how much of the text no chunk covers.
     """
     if isinstance(texts, str):
         texts = [texts]
@@ -62,32 +92,32 @@ def count_chunks(texts, pattern, special_tokens=(), workers=1, progress=False):
     batches = _batches(texts, progress)
     head = list(itertools.islice(batches, 2))  # one batch only: not worth starting processes
     if workers == 1 or len(head) < 2:
-        total = Counter()
+        total, chars = Counter(), 0
         for batch in itertools.chain(head, batches):
-            _count_batch(job, batch, total)
-        return _to_bytes(total)
+            chars += _count_batch(job, batch, total)
+        return _to_bytes(total, chars)
     return _count_parallel(job, itertools.chain(head, batches), workers)
 
 
-def _to_bytes(counts):
-    """{chunk str: n} -> {chunk UTF-8 bytes: n}."""
+def _to_bytes(counts, text_chars):
+    """{chunk str: n} -> ChunkCounts {chunk UTF-8 bytes: n}."""
     counts.pop("", None)  # a user pattern may match the empty string: it is no chunk
-    result = {}
+    result = ChunkCounts()
+    covered = 0
     for chunk, n in counts.items():
+        covered += len(chunk) * n
         try:
             key = chunk.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: U+FFFD, as tiktoken (and our encode) do
-            key = chunk.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
+            key = fix_surrogates(chunk).encode("utf-8")
         result[key] = result.get(key, 0) + n
+    result.text_chars, result.chunk_chars = text_chars, covered
     return result
 
 
 def _batches(texts, progress):
     """Group documents into ~1 MB lists so each worker task carries real work."""
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(unit="B", unit_scale=True, desc="counting chunks")
+    bar = tqdm(unit="B", unit_scale=True, desc="counting chunks") if progress else None
     batch, size = [], 0
     for doc in texts:
         if not isinstance(doc, str):
@@ -110,13 +140,11 @@ def _batches(texts, progress):
 def _count_parallel(job, batches, workers):
     """Fan batches out to worker processes; each keeps ONE running count, sent back at the end.
 
-    (Sending a Counter per batch cost this process 0.17 s of CPU to merge them at 20 MB,
-    taken from the workers on a 2-core machine.) The task queue holds at most two batches per
+    (A Counter sent back per batch costs this process CPU to merge that the workers need on a
+    small machine: 0.17 s at 20 MB on 2 cores.) The task queue holds at most two batches per
     worker, so memory stays flat however long the stream is.
     """
-    import multiprocessing as mp
-
-    ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
+    ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
     tasks, results = ctx.Queue(2 * workers), ctx.Queue()
     procs = [ctx.Process(target=_count_worker, args=(job, tasks, results), daemon=True)
              for _ in range(workers)]
@@ -125,10 +153,15 @@ def _count_parallel(job, batches, workers):
     try:
         for batch in itertools.chain(batches, [None] * workers):  # None: no more work
             _patiently(lambda t: tasks.put(batch, timeout=t), procs)
-        total = Counter()
+        total, chars, covered = Counter(), 0, 0
         for _ in procs:
-            total.update(_patiently(lambda t: results.get(timeout=t), procs))
-        return dict(total)
+            counts = _patiently(lambda t: results.get(timeout=t), procs)
+            total.update(counts)
+            chars += counts.text_chars
+            covered += counts.chunk_chars
+        result = ChunkCounts(total)
+        result.text_chars, result.chunk_chars = chars, covered
+        return result
     finally:
         for proc in procs:
             if proc.is_alive():
@@ -151,10 +184,10 @@ def _patiently(op, procs):
 def _count_worker(job, tasks, results):
     """A worker process: count batches until None arrives. An error ends the process with a
     traceback on stderr and a non-zero exit code, which the parent turns into an exception."""
-    counts = Counter()
+    counts, chars = Counter(), 0
     for docs in iter(tasks.get, None):
-        _count_batch(job, docs, counts)
-    results.put(_to_bytes(counts))  # encoded here, in parallel
+        chars += _count_batch(job, docs, counts)
+    results.put(_to_bytes(counts, chars))  # encoded here, in parallel
 
 
 _compiled = {}
@@ -164,15 +197,15 @@ def _compile(job):
     """(chunk pattern, special-token splitter) for a job, compiled once per process."""
     if job not in _compiled:
         pattern, specials = job
-        split = regex.compile("|".join(regex.escape(s) for s in specials)) if specials else None
+        split = special_regex(frozenset(specials)) if specials else None
         _compiled[job] = (regex.compile(pattern) if pattern else None, split)
     return _compiled[job]
 
 
 def _count_batch(job, docs, counts):
-    """Add the chunks of a few documents to `counts`."""
+    """Add the chunks of a few documents to `counts`; returns the characters given (specials cut)."""
     chunker, splitter = _compile(job)
-    pieces = (p for doc in docs for p in (splitter.split(doc) if splitter else (doc,)) if p)
+    pieces = [p for doc in docs for p in (splitter.split(doc) if splitter else (doc,)) if p]
     if chunker is None:
         counts.update(pieces)
     elif job[0] in _ASCII_TWIN:
@@ -180,6 +213,7 @@ def _count_batch(job, docs, counts):
     else:
         for piece in pieces:
             counts.update(chunker.findall(piece))
+    return sum(map(len, pieces))
 
 
 # GPT-4's pattern spelled for the standard library's `re`, exact on ASCII text only: there
@@ -201,8 +235,7 @@ _JOINABLE_START = re.compile(rf"[{_W}]*[^{_W}\r\n]")
 def _count_by_lines(chunker, ascii_chunker, docs, counts):
     r"""Add to `counts` exactly what chunker.findall gives on each document, at half the cost.
 
-    For GPT-4's pattern only. (Counting the 20 MB stdlib slice with 2 workers went 2.0 s ->
-    1.0 s, most of it from here.) Three things:
+    For GPT-4's pattern only. Three things:
     - Code and prose repeat whole lines ("        return self\n"), so count distinct lines
       and split each once: 15.7 of 20 M characters are left to split (1 MB batches).
     - Lines that are pure ASCII (nearly all) go through _GPT4_ASCII; str.isascii() is a C check.
@@ -302,15 +335,11 @@ def train_bpe(chunk_counts, num_merges, *, base_vocab=None, base_merges=None, ne
     # A heap entry is (-count, reverse key of left, reverse key of right, pair): highest count
     # first, then greatest bytes; the ids only matter between tokens with equal bytes (an
     # extended vocabulary can have them): then the smaller ids win. Tuples of shared objects
-    # rather than one packed bytes key, whose encode/decode cost ~1 us per entry (pushing the
-    # new pairs of 16k merges: 0.39 s -> 0.27 s).
+    # rather than one packed bytes key, whose encode/decode costs ~1 us per entry.
     heap = [(-n, rkey[p[0]], rkey[p[1]], p) for p, n in pair_count.items()]
     heapq.heapify(heap)
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=num_merges, unit="merge", desc="merging")
+    bar = tqdm(total=num_merges, unit="merge", desc="merging") if progress else None
     merges = []
     heappop, heappush = heapq.heappop, heapq.heappush
     gc_was_on = gc.isenabled()
@@ -362,8 +391,7 @@ def _merge_pair(ab, X, words, counts, chunks, pair_count):
     (X, q) in `after` keyed by q, each as [count, chunk, chunk, ...] (a chunk may repeat: a
     later visit then finds nothing to do). The pairs that vanish, (p, a) and (b, q), lose
     exactly what (p, X) and (X, q) gain, so pair_count is lowered once per neighbour after
-    the scan, not once per occurrence. (With tuple heap entries and gc off, the whole of
-    train_bpe at 16k went 1.78 s -> 1.39 s; at 4k 1.19 s -> 0.92 s.)
+    the scan, not once per occurrence.
     One wrinkle: in a run like "abab", the second ab's left neighbour is the first one's X,
     so the (X, a) counted at the first occurrence is really (X, X).
     """
@@ -415,7 +443,9 @@ def _initial_pairs(words, counts):
     if not words:
         return {}, {}
     lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-    flat = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    # token ids 0xd800-0xdfff are surrogate code points here: valid ids, so let them through
+    flat = np.frombuffer("".join(words).encode("utf-32-le", "surrogatepass"),
+                         dtype=np.uint32).astype(np.int64)
     word = np.repeat(np.arange(len(words)), lens)
     inside = word[:-1] == word[1:]  # pairs never straddle two chunks
     bits = 8 if flat.max() < 256 else 21  # bytes only: 16-bit keys, which numpy radix-sorts

@@ -1,7 +1,9 @@
 """See how a text splits into tokens: coloured terminal output and a standalone HTML file.
 
+    python -m tokenizer.viz                          # cl100k on a few built-in samples
     python -m tokenizer.viz tokenizers/shakespeare.model "To be, or not to be"
     python -m tokenizer.viz gpt4 "Hello   world 😀" --html out/viz.html
+    echo "any text" | python -m tokenizer.viz gpt2
 
 Each token gets a background colour, alternating so neighbours are told apart; whitespace is made
 visible (· for space, → for tab, ↵ for newline) because where spaces attach is half the story.
@@ -13,8 +15,9 @@ import html
 import sys
 from pathlib import Path
 
-from .model_file import write_text_atomic
-from .report import TokenizerLoadError, load_tokenizer
+from .atomic import write_text_atomic
+from .pretrained import TokenizerLoadError, load_any
+from .sample_texts import SAMPLE_TEXTS
 
 VISIBLE = {" ": "·", "\t": "→", "\n": "↵\n", "\r": "␍"}
 ANSI_BACKGROUNDS = (153, 223, 194, 217, 189)  # xterm-256 pastels, readable with black text
@@ -71,17 +74,24 @@ def main(argv=None):
     p = argparse.ArgumentParser(
         prog="python -m tokenizer.viz",
         description="Show how a text splits into tokens (coloured in the terminal, or as HTML).")
-    p.add_argument("tokenizer", help="a .model file, or gpt4 (cl100k) / gpt2 for the pretrained ones")
-    p.add_argument("text", nargs="?", help="the text to show (default: read standard input)")
+    p.add_argument("tokenizer", nargs="?", default="cl100k",
+                   help="a .model file, or cl100k (gpt4) / gpt2 for the pretrained ones "
+                        "(default cl100k)")
+    p.add_argument("text", nargs="?",
+                   help="the text to show (default: standard input if piped, else built-in samples)")
     p.add_argument("--html", metavar="PATH", help="also write a standalone HTML page here")
     p.add_argument("--no-specials", action="store_true",
                    help="encode special-token names as ordinary text instead of special ids")
     args = p.parse_args(argv)
     try:
-        _, tok = load_tokenizer(args.tokenizer)
+        tok = load_any(args.tokenizer)
     except TokenizerLoadError as e:
         p.error(str(e))
-    text = args.text if args.text is not None else sys.stdin.read()
+    text = args.text
+    if text is None and not sys.stdin.isatty():
+        text = sys.stdin.read()
+    if not text and args.text is None:  # nothing given or piped: show what the samples look like
+        text = "\n\n".join(SAMPLE_TEXTS[k] for k in list(SAMPLE_TEXTS)[:3])
     allowed = "none" if args.no_specials else "all"
     n = len(tok.encode(text, allowed))
     print(to_ansi(tok, text, allowed))
