@@ -49,7 +49,7 @@ from data.shards import (MANIFEST, ShardError, dtype_for_vocab, read_manifest, s
                          write_manifest, write_shard)
 from data.sources import (RECIPES, TXT_MODES, SourceError, describe_skipped, expand_paths,
                           hash_bytes, is_recipe, iter_documents)
-from tokenizer import EOT, GPT2Tokenizer, GPT4Tokenizer, load
+from tokenizer import EOT, PRETRAINED, TokenizerLoadError, load_any
 
 BATCH_CHARS = 1 << 19  # text per task sent to a worker: large enough to amortise the pickling
 
@@ -296,25 +296,17 @@ def _fsync_dir(path: Path):
 
 # ---------------------------------------------------------------------------- the tokenizer
 
-PRETRAINED = {"cl100k": GPT4Tokenizer, "cl100k_base": GPT4Tokenizer, "gpt2": GPT2Tokenizer}
-
-
 def load_tokenizer(spec):
-    """A tokenizer from a .model path or a pretrained name (cl100k, gpt2); an existing file wins."""
-    path = Path(spec)
+    """A tokenizer from a .model path or a pretrained name (tokenizer.load_any's rules)."""
     try:
-        if not path.exists() and str(spec) in PRETRAINED:
-            return PRETRAINED[str(spec)]()
-        return load(path)
-    except FileNotFoundError:
-        raise UsageError(f"--tokenizer {spec}: no such file, and not a pretrained name "
-                         f"({', '.join(PRETRAINED)}); train one with train_tokenizer.py") from None
-    except IsADirectoryError:
-        raise UsageError(f"--tokenizer {spec}: a directory; give the .model file inside "
-                         f"it") from None
-    except Exception as e:  # ValueError with file:line, regex.error, tiktoken's RuntimeError ...
-        raise PrepareError(f"--tokenizer {spec}: cannot load it "
-                           f"({type(e).__name__}: {e})") from None
+        return load_any(spec)
+    except TokenizerLoadError as e:
+        path = Path(spec)
+        if path.is_dir():
+            raise UsageError(f"--tokenizer {spec}: a directory; give the .model file inside it") from None
+        if not path.exists():  # a typo or an unknown name: the user's command is wrong
+            raise UsageError(f"--tokenizer {e}; train one with train_tokenizer.py") from None
+        raise PrepareError(f"--tokenizer {e}") from None
 
 
 def tokenizer_sha256(spec, tok=None) -> str:

@@ -18,10 +18,10 @@ from .base import Tokenizer
 from .basic import BasicTokenizer
 from .model_file import load
 from .patterns import EOT, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, SPLIT_PATTERNS
-from .pretrained import (GPT2Tokenizer, GPT4Tokenizer, TokenizerLoadError, from_tiktoken,
+from .pretrained import (PRETRAINED, GPT2Tokenizer, GPT4Tokenizer, TokenizerLoadError, from_tiktoken,
                          load_any)
 from .regex import RegexTokenizer
 
 __all__ = ["Tokenizer", "BasicTokenizer", "RegexTokenizer", "GPT4Tokenizer", "GPT2Tokenizer",
-           "from_tiktoken", "load", "load_any", "TokenizerLoadError", "GPT2_SPLIT_PATTERN",
+           "from_tiktoken", "load", "load_any", "PRETRAINED", "TokenizerLoadError", "GPT2_SPLIT_PATTERN",
            "GPT4_SPLIT_PATTERN", "SPLIT_PATTERNS", "EOT"]

@@ -108,8 +108,8 @@ def load_any(spec):
     if path.is_file() or spec.endswith(".model") or spec.lower() not in PRETRAINED:
         if not path.is_file():
             if spec.endswith(".model") or path.suffix or "/" in spec:
-                raise TokenizerLoadError(f"{spec}: no such tokenizer file (expected a .model "
-                                         f"written by tok.save)")
+                raise TokenizerLoadError(f"{spec}: no such tokenizer file (expected a .model written "
+                                         f"by tok.save, or a pretrained name: {', '.join(sorted(PRETRAINED))})")
             raise TokenizerLoadError(
                 f"unknown tokenizer {spec!r}: give a .model file written by tok.save, "
                 f"or one of the pretrained names {', '.join(sorted(PRETRAINED))}")
