@@ -312,30 +312,31 @@ class SentencePieceTokenizer:
         """
         text = _fix_surrogates(text)
         remove_extra = self._normalizer("remove_extra_whitespaces")
-        escape = self._normalizer("escape_whitespaces")
-        space = SPACE if escape else " "
+        space = SPACE if self._normalizer("escape_whitespaces") else " "
+        dummy = space if self._normalizer("add_dummy_prefix") else ""
+        as_suffix = self._trainer("treat_whitespace_as_suffix")
         if not remove_extra:
-            out = text.replace(" ", space) if escape else text
-        else:
-            units = self._split_units(text)
-            start = 0
-            while start < len(units) and units[start][0] == " ":
-                start += 1
-            parts, prev_space = [], True
-            for unit, _ in units[start:]:
-                if prev_space:
-                    unit = unit.lstrip(" ")  # a run of spaces collapses to its first one
-                if unit:
-                    parts.append(unit.replace(" ", space) if escape else unit)
-                    prev_space = unit.endswith(" ")
-            out = "".join(parts)
-            while out.endswith(space):
-                out = out[:-len(space)]
-        if not out:
+            if not text:
+                return ""
+            out = text.replace(" ", space)
+            return out + dummy if as_suffix else dummy + out
+        units = self._split_units(text)
+        start = 0
+        while start < len(units) and units[start][0] == " ":
+            start += 1
+        if start == len(units):  # empty, or nothing but spaces
             return ""
-        if self._normalizer("add_dummy_prefix"):
-            out = out + space if self._trainer("treat_whitespace_as_suffix") else space + out
-        return out
+        parts, prev_space = [] if as_suffix else [dummy], True
+        for unit, _ in units[start:]:
+            if prev_space:
+                unit = unit.lstrip(" ")  # a run of spaces collapses to its first one
+            if unit:
+                parts.append(unit.replace(" ", space))
+                prev_space = unit.endswith(" ")
+        out = "".join(parts)
+        while space and out.endswith(space):  # trailing spaces go, the dummy prefix too
+            out = out[:-len(space)]
+        return out + dummy if as_suffix else out
 
     def _bpe(self, normalized):
         """Merge the characters of `normalized` into pieces (strings), highest score first.
@@ -383,7 +384,7 @@ class SentencePieceTokenizer:
         out = []
 
         def resplit(piece):
-            if self.types[self.piece_to_id(piece)] == UNUSED and piece in unused_parts:
+            if piece in self._unused and piece in unused_parts:
                 left, right = unused_parts[piece]
                 resplit(left)
                 resplit(right)
@@ -400,7 +401,8 @@ class SentencePieceTokenizer:
         """Text -> ids, without BOS/EOS. Names of control pieces in the text stay plain text."""
         ids, prev_unk = [], False
         for piece in self._bpe(self.normalize(text)):
-            idx = self.piece_to_id(piece)
+            # only mergeable pieces come from text: a symbol spelling a control piece is unknown
+            idx = self._mergeable.get(piece, self.unk_id)
             is_unk = idx == self.unk_id
             if is_unk and self.byte_fallback:
                 ids.extend(self._byte_ids[b] for b in piece.encode("utf-8"))
@@ -478,7 +480,8 @@ class SentencePieceTokenizer:
 
     def to_bytes(self):
         """The ModelProto bytes of this model (fields as loaded; unknown fields are not kept)."""
-        model = {"pieces": [{"piece": p, "score": s, "type": t}
+        # type is omitted for NORMAL pieces (its default), as spm_train writes it
+        model = {"pieces": [{"piece": p, "score": s, **({"type": t} if t != NORMAL else {})}
                             for p, s, t in zip(self.pieces, self.scores, self.types)],
                  "trainer_spec": self.trainer_spec, "normalizer_spec": self.normalizer_spec}
         if self.denormalizer_spec:
