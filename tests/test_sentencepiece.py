@@ -305,7 +305,7 @@ def test_mistral_save_round_trip(mistral, spm, tmp_path):
         assert again.encode(text) == ref.encode(text)
 
 
-def random_tiny_model(seed):
+def random_tiny_model(seed, words):
     """A small random BPE model exercising every piece type and normalizer option."""
     r = random.Random(seed)
     byte_fallback = r.random() < 0.5
@@ -315,32 +315,41 @@ def random_tiny_model(seed):
     if byte_fallback:
         pieces += [(byte_piece(b), 0.0, BYTE) for b in range(256)]
     seen = {p for p, _, _ in pieces}
-    for user in ["a▁b", "bb", "c", "ca", "[X]", "<s>", " a", "é😀"]:
+    for user in ["bb", "c", "ca", "[X]", "<s>", " a", "é😀"] + ([] if words else ["a▁b"]):
         if r.random() < 0.25 and user not in seen:
             pieces.append((user, 0.0, USER_DEFINED))
             seen.add(user)
     score = -1.0
-    candidates = sorted({"".join(r.choice("abc▁é") for _ in range(r.randint(2, 5)))
-                         for _ in range(30)})
+    if words:  # pieces as split_by_whitespace training makes them: ▁ only at the front
+        candidates = sorted({"▁" * r.randint(0, 2) + "".join(r.choice("abcé") for _ in
+                             range(r.randint(1, 4))) for _ in range(30)} | {"▁▁", "▁▁▁"})
+    else:
+        candidates = sorted({"".join(r.choice("abc▁é") for _ in range(r.randint(2, 5)))
+                             for _ in range(30)})
     for piece in candidates + [c for c in "abc▁é" if r.random() < 0.85]:
         if piece not in seen:
-            kind = UNUSED if len(piece) > 1 and r.random() < 0.2 else NORMAL
+            kind = UNUSED if len(piece) > 1 and not words and r.random() < 0.2 else NORMAL
             tie = r.random() < 0.3  # equal scores, to exercise the leftmost rule
             pieces.append((piece, r.choice([-3.0, -5.0]) if tie else score, kind))
             seen.add(piece)
             score -= 1
     trainer = dict(model_type=2, vocab_size=len(pieces), byte_fallback=byte_fallback,
-                   treat_whitespace_as_suffix=r.random() < 0.15)
+                   treat_whitespace_as_suffix=not words and r.random() < 0.15)
     normalizer = dict(name="identity", add_dummy_prefix=r.random() < 0.7,
                       remove_extra_whitespaces=r.random() < 0.5,
-                      escape_whitespaces=r.random() < 0.85)
+                      escape_whitespaces=words or r.random() < 0.85)
     return SentencePieceTokenizer(pieces, trainer, normalizer)
 
 
-def test_random_tiny_models_match_the_library(spm, tmp_path):
-    """Saved by us, loaded by the library: every option and piece type, ids and decode equal."""
-    for seed in range(150):
-        ours = random_tiny_model(seed)
+@pytest.mark.parametrize("words", [False, True], ids=["any-pieces", "word-pieces"])
+def test_random_tiny_models_match_the_library(spm, tmp_path, words):
+    """Saved by us, loaded by the library: every option and piece type, ids and decode equal.
+
+    With word-like pieces the encoder takes its cached chunk-by-chunk path; check it does.
+    """
+    for seed in range(100):
+        ours = random_tiny_model(seed, words)
+        assert (ours._chunks is not None) == words
         path = tmp_path / f"tiny{seed}.model"
         ours.save_sentencepiece(path)
         ref = spm.SentencePieceProcessor(model_file=str(path))

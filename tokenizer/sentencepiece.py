@@ -266,10 +266,31 @@ class SentencePieceTokenizer:
             alternatives = sorted(user_defined, key=len, reverse=True)
             self._units = re.compile("(?P<user>" + "|".join(map(re.escape, alternatives))
                                      + ")|.", re.DOTALL)
+        self._chunks = self._chunk_pattern()
+        self._cache = {}
         self.special_tokens = {p: i for i, (p, t) in enumerate(zip(self.pieces, self.types))
                                if t == CONTROL}
         self.vocab = {i: self.decode_bytes([i], strip_dummy_prefix=False)
                       for i in range(len(self.pieces))}
+
+    def _chunk_pattern(self):
+        """A regex cutting normalized text into chunks that BPE can encode independently.
+
+        The chunks are "a run of ▁, then everything up to the next ▁". No merge can cross a
+        chunk boundary when no piece has a ▁ right after another character (true of models
+        trained with split_by_whitespace, Mistral's included), and merges inside a chunk
+        happen in the same relative order alone as in the whole text (same scores, same
+        left-to-right order). So each distinct chunk is encoded once and cached. Not used
+        when that does not hold, or with UNUSED pieces: how one is split back depends on
+        every pair formed earlier in the whole text.
+        """
+        space = SPACE if self._normalizer("escape_whitespaces") else " "
+        if self._unused or self._trainer("treat_whitespace_as_suffix"):
+            return None
+        inside = re.compile(f"[^{re.escape(space)}]{re.escape(space)}")
+        if any(inside.search(p) for p in self._mergeable):
+            return None
+        return re.compile(f"{re.escape(space)}*[^{re.escape(space)}]+|{re.escape(space)}+")
 
     def _control_id(self, piece):
         i = self._reserved.get(piece)
@@ -399,8 +420,20 @@ class SentencePieceTokenizer:
 
     def encode_ordinary(self, text):
         """Text -> ids, without BOS/EOS. Names of control pieces in the text stay plain text."""
+        normalized = self.normalize(text)
+        if self._chunks is None:
+            pieces = self._bpe(normalized)
+        else:
+            pieces = []
+            if len(self._cache) > 100_000:  # bound the memory of a long run
+                self._cache.clear()
+            for chunk in self._chunks.findall(normalized):
+                cached = self._cache.get(chunk)
+                if cached is None:
+                    cached = self._cache[chunk] = self._bpe(chunk)
+                pieces.extend(cached)
         ids, prev_unk = [], False
-        for piece in self._bpe(self.normalize(text)):
+        for piece in pieces:
             # only mergeable pieces come from text: a symbol spelling a control piece is unknown
             idx = self._mergeable.get(piece, self.unk_id)
             is_unk = idx == self.unk_id
