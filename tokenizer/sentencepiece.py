@@ -166,9 +166,15 @@ class SentencePieceTokenizer:
     the model has none); vocab {id: bytes} the text each id decodes to on its own.
     """
 
-    def __init__(self, pieces, trainer_spec=None, normalizer_spec=None, denormalizer_spec=None,
-                 name="sentencepiece"):
-        """pieces: (piece, score, type) triples in id order. Specs: dicts of the file's fields."""
+    def __init__(self, pieces=None, trainer_spec=None, normalizer_spec=None,
+                 denormalizer_spec=None, name="sentencepiece"):
+        """pieces: (piece, score, type) triples in id order. Specs: dicts of the file's fields.
+
+        With no pieces: the untrained model, <unk> <s> </s> and the 256 byte pieces, which
+        spells every text in bytes (as the byte-level Tokenizer() does before training).
+        """
+        if pieces is None:
+            pieces, trainer_spec, normalizer_spec = base_model(byte_fallback=True)
         self.pieces = [p for p, _, _ in pieces]
         self.scores = [float(s) for _, s, _ in pieces]
         self.types = [int(t) for _, _, t in pieces]
@@ -509,6 +515,52 @@ class SentencePieceTokenizer:
         return "".join(_spm_utf8_decode(s) if isinstance(s, bytes) else s
                        for s in self._surfaces(ids))
 
+    # ---- training ----------------------------------------------------------------------------
+
+    def train(self, text_or_docs, vocab_size, *, byte_fallback=True, character_coverage=0.9995,
+              split_digits=False, split_by_whitespace=True, max_piece_length=16,
+              user_defined_symbols=(), add_dummy_prefix=True, allow_whitespace_only_pieces=False,
+              verbose=False):
+        """Learn a SentencePiece BPE model of `vocab_size` pieces in all, as spm_train would.
+
+        text_or_docs: a str or an iterable of str documents; each line is a sentence, as in
+        spm_train. The options are spm_train's, with its defaults except byte_fallback (on,
+        as in Llama and Mistral). Not supported: split_by_unicode_script (needs Unicode
+        script data; it is off here), normalizers other than identity, removing extra spaces.
+        The merges are greedy and exact (see bpe_merges); spm_train instead re-ranks only its
+        most frequent pairs every 100 merges, so on large corpora the two can part ways.
+        """
+        if not isinstance(vocab_size, int) or vocab_size < 1:
+            raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
+        pieces, trainer, normalizer = _train(
+            text_or_docs, vocab_size, byte_fallback=byte_fallback,
+            character_coverage=character_coverage, split_digits=split_digits,
+            split_by_whitespace=split_by_whitespace, max_piece_length=max_piece_length,
+            user_defined_symbols=tuple(user_defined_symbols), add_dummy_prefix=add_dummy_prefix,
+            allow_whitespace_only_pieces=allow_whitespace_only_pieces, verbose=verbose)
+        self.__init__(pieces, trainer, normalizer, name=self.name)
+        return self
+
+    def truncated(self, vocab_size):
+        """A trained model cut to `vocab_size`: equal to training at that size.
+
+        Greedy merges do not depend on where training stops, and the kept characters do not
+        depend on vocab_size, so training at a smaller size gives the first merges of this
+        one, then the same characters, scored on from the last merge.
+        """
+        meta = [(p, s, t) for p, s, t in zip(self.pieces, self.scores, self.types) if t != NORMAL]
+        normal = [p for p, t in zip(self.pieces, self.types) if t == NORMAL]
+        merges = [p for p in normal if len(p) > 1]
+        chars = [p for p in normal if len(p) == 1]
+        n_merges = vocab_size - len(meta) - len(chars)
+        if not 0 <= n_merges <= len(merges):
+            raise ValueError(f"vocab_size must be between {len(meta) + len(chars)} and "
+                             f"{self.n_vocab} for this model, got {vocab_size}")
+        pieces = meta + [(p, -float(k), NORMAL) for k, p in enumerate(merges[:n_merges] + chars)]
+        trainer = dict(self.trainer_spec, vocab_size=len(pieces))
+        return SentencePieceTokenizer(pieces, trainer, self.normalizer_spec,
+                                      self.denormalizer_spec, name=self.name)
+
     # ---- writing -----------------------------------------------------------------------------
 
     def to_bytes(self):
@@ -540,3 +592,192 @@ class SentencePieceTokenizer:
 def _short_name(path):
     name = path.name
     return name[:-len(".model")] if name.endswith(".model") else name
+
+
+# ---- training --------------------------------------------------------------------------------
+#
+# The vocabulary spm_train --model_type=bpe builds, in its order:
+#   <unk> <s> </s>, the user-defined symbols, the 256 byte pieces (with byte_fallback),
+#   the merged pieces (scores 0, -1, -2, ... in merge order), then the kept characters.
+# vocab_size counts all of them, so the number of merges is what is left after the rest.
+
+def base_model(byte_fallback=True, user_defined_symbols=(), add_dummy_prefix=True):
+    """The pieces and specs every trained model starts from (ids as spm_train gives them)."""
+    pieces = [("<unk>", 0.0, UNKNOWN), ("<s>", 0.0, CONTROL), ("</s>", 0.0, CONTROL)]
+    pieces += [(u, 0.0, USER_DEFINED) for u in dict.fromkeys(user_defined_symbols)]
+    if byte_fallback:
+        pieces += [(byte_piece(b), 0.0, BYTE) for b in range(256)]
+    trainer = dict(model_type=BPE, vocab_size=len(pieces), byte_fallback=byte_fallback)
+    if user_defined_symbols:
+        trainer["user_defined_symbols"] = list(dict.fromkeys(user_defined_symbols))
+    normalizer = dict(name="identity", add_dummy_prefix=add_dummy_prefix,
+                      remove_extra_whitespaces=False)
+    return pieces, trainer, normalizer
+
+
+def training_sentences(text_or_docs, tok):
+    """Yield the normalized sentences training counts: each line of each document, as spm_train
+    reads its input, with spaces as ▁ and the dummy prefix, cut at user-defined symbols (they
+    are frozen when encoding, so no merge may cross or enter them). Newlines are therefore
+    never inside a piece: encoding spells them with byte pieces, as Llama and Mistral do."""
+    docs = [text_or_docs] if isinstance(text_or_docs, str) else text_or_docs
+    for doc in docs:
+        for line in doc.split("\n"):
+            normalized = tok.normalize(line)
+            if tok._units is None:
+                if normalized:
+                    yield normalized
+                continue
+            part = []
+            for unit, is_user in tok._split_units(normalized):
+                if is_user:
+                    if part:
+                        yield "".join(part)
+                    part = []
+                else:
+                    part.append(unit)
+            if part:
+                yield "".join(part)
+
+
+def kept_characters(char_counts, character_coverage):
+    """The characters that become pieces, most frequent first (ties: lower code point first),
+    until they cover `character_coverage` of all character occurrences (spm_train's rule:
+    a character is added while the share covered *before* it is still below the target)."""
+    total = sum(char_counts.values())
+    kept, covered = [], 0
+    # spm_train stores the coverage as a float32; compare against that same value
+    target = protobuf.struct.unpack("<f", protobuf.struct.pack("<f", character_coverage))[0]
+    for ch, n in sorted(char_counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        if total and covered / total >= target:
+            break
+        kept.append(ch)
+        covered += n
+    return kept
+
+
+def bpe_merges(word_counts, n_merges, valid, verbose=False):
+    """Greedy BPE over code points: the list of merged pieces, in merge order.
+
+    word_counts: {word: count}, a word being a run of characters no merge may cross.
+    valid(piece): whether a merged piece is allowed (length, digits, ▁ placement, characters).
+    Each step merges the most frequent adjacent pair of symbols, overlapping occurrences
+    counted as spm_train counts them ("aaa" holds (a, a) twice). Ties: the shorter piece,
+    then the smaller piece string (code point order), then the smaller left part.
+    As in spm_train, a pair spelling a piece that already exists (("aa", "a") after
+    ("a", "aa")) is dropped, never merged.
+
+    Speed: pair counts are kept up to date per merge (only the words holding the pair are
+    rescanned) and the best pair comes from a heap with lazy invalidation: a merge only lowers
+    the counts of existing pairs (new pairs hold the new, unique piece), so each heap entry is
+    an upper bound and a popped entry whose count is stale is pushed back with its true count.
+    """
+    words = [list(w) for w in word_counts]
+    freqs = list(word_counts.values())
+    counts, where = {}, {}
+    for wi, (symbols, f) in enumerate(zip(words, freqs)):
+        for pair in zip(symbols, symbols[1:]):
+            counts[pair] = counts.get(pair, 0) + f
+            where.setdefault(pair, set()).add(wi)
+    heap = [(-n, len(a) + len(b), a + b, a, b) for (a, b), n in counts.items() if valid(a + b)]
+    heapq.heapify(heap)
+    merged, have = [], set()
+    while heap and len(merged) < n_merges:
+        neg, _, piece, a, b = heapq.heappop(heap)
+        n = counts.get((a, b), 0)
+        if n <= 0:
+            continue
+        if n != -neg:
+            heapq.heappush(heap, (-n, len(piece), piece, a, b))
+            continue
+        if piece in have:  # the same string reached by another split: spm_train drops it
+            continue
+        have.add(piece)
+        merged.append(piece)
+        if verbose and len(merged) % 1000 == 0:
+            print(f"merge {len(merged)}/{n_merges}: {piece!r} x{n}")
+        fresh = set()
+        for wi in where.pop((a, b)):
+            symbols, f = words[wi], freqs[wi]
+            if len(symbols) < 2:
+                continue
+            for pair in zip(symbols, symbols[1:]):
+                counts[pair] -= f
+            out, i = [], 0
+            while i < len(symbols):
+                if i + 1 < len(symbols) and symbols[i] == a and symbols[i + 1] == b:
+                    out.append(piece)
+                    i += 2
+                else:
+                    out.append(symbols[i])
+                    i += 1
+            words[wi] = out
+            for pair in zip(out, out[1:]):
+                counts[pair] = counts.get(pair, 0) + f
+                where.setdefault(pair, set()).add(wi)
+                if piece in pair:
+                    fresh.add(pair)
+        counts.pop((a, b), None)
+        for pair in fresh:
+            if counts.get(pair, 0) > 0 and valid(pair[0] + pair[1]):
+                heapq.heappush(heap, (-counts[pair], len(pair[0]) + len(pair[1]),
+                                      pair[0] + pair[1], pair[0], pair[1]))
+    return merged
+
+
+def piece_validator(unknown, *, split_digits, split_by_whitespace, max_piece_length,
+                    allow_whitespace_only_pieces=False):
+    """spm_train's rules for which merged pieces may exist (its IsValidSentencePiece), less its
+    split_by_unicode_script rule: that needs Unicode script data Python does not ship."""
+    def valid(piece):
+        if len(piece) > max_piece_length or any(c in unknown for c in piece):
+            return False
+        if split_digits and any("0" <= c <= "9" for c in piece):
+            return False  # a digit is always a piece of its own
+        if SPACE in piece[1:] and not (allow_whitespace_only_pieces and
+                                       piece.count(SPACE) == len(piece)):
+            # ▁ only in front ("▁the"); without whitespace splitting also inside
+            # ("a▁b"), never at the end ("a▁")
+            if split_by_whitespace or piece.endswith(SPACE):
+                return False
+        return True
+    return valid
+
+
+def _train(text_or_docs, vocab_size, *, byte_fallback, character_coverage, split_digits,
+           split_by_whitespace, max_piece_length, user_defined_symbols, add_dummy_prefix,
+           allow_whitespace_only_pieces, verbose):
+    pieces, trainer, normalizer = base_model(byte_fallback, user_defined_symbols,
+                                             add_dummy_prefix)
+    base = SentencePieceTokenizer(pieces, trainer, normalizer)
+    # a word starts at every ▁ (with allow_whitespace_only_pieces: at every run of ▁)
+    words_re = re.compile(f"{SPACE}+[^{SPACE}]*|[^{SPACE}]+" if allow_whitespace_only_pieces
+                          else f"{SPACE}[^{SPACE}]*|[^{SPACE}]+")
+    word_counts, char_counts = {}, {}
+    for sentence in training_sentences(text_or_docs, base):
+        for word in (words_re.findall(sentence) if split_by_whitespace else [sentence]):
+            word_counts[word] = word_counts.get(word, 0) + 1
+    for word, n in word_counts.items():
+        for ch in word:
+            if ch != "\0":  # spm_train never makes NUL a piece
+                char_counts[ch] = char_counts.get(ch, 0) + n
+    chars = kept_characters(char_counts, character_coverage)
+    n_merges = vocab_size - len(pieces) - len(chars)
+    if n_merges < 0:
+        raise ValueError(f"vocab_size {vocab_size} is too small: the special and byte pieces "
+                         f"({len(pieces)}) and the characters kept at character_coverage="
+                         f"{character_coverage} ({len(chars)}) already need {len(pieces) + len(chars)}")
+    valid = piece_validator(set(char_counts) - set(chars), split_digits=split_digits,
+                            split_by_whitespace=split_by_whitespace,
+                            max_piece_length=max_piece_length,
+                            allow_whitespace_only_pieces=allow_whitespace_only_pieces)
+    merged = bpe_merges(word_counts, n_merges, valid, verbose)
+    taken = {p for p, _, _ in pieces}
+    new = [p for p in merged + chars if p not in taken]  # a user symbol may also be a char
+    pieces += [(p, -float(k), NORMAL) for k, p in enumerate(new)]
+    trainer.update(vocab_size=len(pieces), character_coverage=character_coverage,
+                   split_digits=split_digits, split_by_whitespace=split_by_whitespace,
+                   max_sentencepiece_length=max_piece_length,
+                   allow_whitespace_only_pieces=allow_whitespace_only_pieces,
+                   split_by_unicode_script=False)
+    return pieces, trainer, normalizer
