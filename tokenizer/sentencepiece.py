@@ -698,25 +698,11 @@ def bpe_merges(word_counts, n_merges, valid, verbose=False):
             print(f"merge {len(merged)}/{n_merges}: {piece!r} x{n}")
         fresh = set()
         for wi in where.pop((a, b)):
-            symbols, f = words[wi], freqs[wi]
-            if len(symbols) < 2:
-                continue
-            for pair in zip(symbols, symbols[1:]):
-                counts[pair] -= f
-            out, i = [], 0
-            while i < len(symbols):
-                if i + 1 < len(symbols) and symbols[i] == a and symbols[i + 1] == b:
-                    out.append(piece)
-                    i += 2
-                else:
-                    out.append(symbols[i])
-                    i += 1
-            words[wi] = out
-            for pair in zip(out, out[1:]):
-                counts[pair] = counts.get(pair, 0) + f
+            new_pairs = set()
+            words[wi] = _merge_word(words[wi], a, b, piece, freqs[wi], counts, new_pairs)
+            for pair in new_pairs:
                 where.setdefault(pair, set()).add(wi)
-                if piece in pair:
-                    fresh.add(pair)
+            fresh |= new_pairs
         counts.pop((a, b), None)
         for pair in fresh:
             if counts.get(pair, 0) > 0 and valid(pair[0] + pair[1]):
@@ -725,15 +711,48 @@ def bpe_merges(word_counts, n_merges, valid, verbose=False):
     return merged
 
 
-def piece_validator(unknown, *, split_digits, split_by_whitespace, max_piece_length,
-                    allow_whitespace_only_pieces=False):
-    """spm_train's rules for which merged pieces may exist (its IsValidSentencePiece), less its
-    split_by_unicode_script rule: that needs Unicode script data Python does not ship."""
+def _merge_word(symbols, a, b, piece, f, counts, fresh):
+    """Merge (a, b) -> piece left to right in one word, updating the pair counts around each
+    merge only: (left, a) and (b, right) disappear, (left, piece) and (piece, right) appear.
+    Two merges side by side ("a b a b") share one new pair (piece, piece). The count of
+    (a, b) itself is dropped by the caller. New pairs are added to `fresh`."""
+    n = len(symbols)
+    if n == 2:  # the most common case: the whole word becomes the piece
+        return [piece] if symbols[0] == a and symbols[1] == b else symbols
+    out, i, last_merged = [], 0, False
+    while i < n:
+        if i + 1 < n and symbols[i] == a and symbols[i + 1] == b:
+            if out:
+                if not last_merged:  # else the previous merge already removed (b, a)
+                    counts[(out[-1], a)] -= f
+                pair = (out[-1], piece)
+                counts[pair] = counts.get(pair, 0) + f
+                fresh.add(pair)
+            if i + 2 < n:
+                right = symbols[i + 2]
+                counts[(b, right)] -= f
+                if not (right == a and i + 3 < n and symbols[i + 3] == b):
+                    pair = (piece, right)
+                    counts[pair] = counts.get(pair, 0) + f
+                    fresh.add(pair)
+            out.append(piece)
+            i += 2
+            last_merged = True
+        else:
+            out.append(symbols[i])
+            i += 1
+            last_merged = False
+    return out
+
+
+def piece_validator(*, split_by_whitespace, max_piece_length, allow_whitespace_only_pieces):
+    """spm_train's rules for which merged pieces may exist (its IsValidSentencePiece), less
+    the rules about characters, which _train applies by cutting words (unknown characters
+    and, with split_digits, digits never join a piece), and less split_by_unicode_script,
+    which needs Unicode script data Python does not ship."""
     def valid(piece):
-        if len(piece) > max_piece_length or any(c in unknown for c in piece):
+        if len(piece) > max_piece_length:
             return False
-        if split_digits and any("0" <= c <= "9" for c in piece):
-            return False  # a digit is always a piece of its own
         if SPACE in piece[1:] and not (allow_whitespace_only_pieces and
                                        piece.count(SPACE) == len(piece)):
             # ▁ only in front ("▁the"); without whitespace splitting also inside
@@ -742,6 +761,25 @@ def piece_validator(unknown, *, split_digits, split_by_whitespace, max_piece_len
                 return False
         return True
     return valid
+
+
+def cut_words(word_counts, joins):
+    """Cut each word around the characters for which joins(ch) is false (they can join no
+    piece, so no merge touches them) and re-count: fewer, shorter words, the same merges."""
+    out = {}
+    for word, n in word_counts.items():
+        if all(map(joins, word)):
+            out[word] = out.get(word, 0) + n
+            continue
+        start = 0
+        for i, ch in enumerate(word):
+            if not joins(ch):
+                if i - start > 1:
+                    out[word[start:i]] = out.get(word[start:i], 0) + n
+                start = i + 1
+        if len(word) - start > 1:
+            out[word[start:]] = out.get(word[start:], 0) + n
+    return out
 
 
 def _train(text_or_docs, vocab_size, *, byte_fallback, character_coverage, split_digits,
@@ -767,11 +805,13 @@ def _train(text_or_docs, vocab_size, *, byte_fallback, character_coverage, split
         raise ValueError(f"vocab_size {vocab_size} is too small: the special and byte pieces "
                          f"({len(pieces)}) and the characters kept at character_coverage="
                          f"{character_coverage} ({len(chars)}) already need {len(pieces) + len(chars)}")
-    valid = piece_validator(set(char_counts) - set(chars), split_digits=split_digits,
-                            split_by_whitespace=split_by_whitespace,
+    kept = set(chars)
+    if split_digits:
+        kept -= set("0123456789")
+    valid = piece_validator(split_by_whitespace=split_by_whitespace,
                             max_piece_length=max_piece_length,
                             allow_whitespace_only_pieces=allow_whitespace_only_pieces)
-    merged = bpe_merges(word_counts, n_merges, valid, verbose)
+    merged = bpe_merges(cut_words(word_counts, kept.__contains__), n_merges, valid, verbose)
     taken = {p for p, _, _ in pieces}
     new = [p for p in merged + chars if p not in taken]  # a user symbol may also be a char
     pieces += [(p, -float(k), NORMAL) for k, p in enumerate(new)]
