@@ -359,3 +359,79 @@ def test_random_tiny_models_match_the_library(spm, tmp_path, words):
             assert ours.encode(text) == ref.encode(text), (seed, text)
             ids = [r.randrange(ours.n_vocab) for _ in range(r.randint(0, 8))]
             assert ours.decode(ids) == ref.decode(ids), (seed, ids)
+
+
+# ---- training --------------------------------------------------------------------------------
+
+def test_training_by_hand():
+    # "aaabdaaabac", one sentence, one word (no spaces, no dummy prefix). All 4 characters are
+    # kept (a 7, b 2, then c and d with 1 each: lower code point first). Pair counts:
+    # aa 4 (overlaps count, as in spm_train), ab 2, bd da ba ac 1.
+    # 1. aa (4)                     aa a b d aa a b a c
+    # 2. ab (2) beats aaa (2): shorter piece first        aa ab d aa ab a c
+    # 3. aaab (2)                   aaab d aaab a c
+    # 4. ac: all pairs count 1 now, and ac is the shortest      aaab d aaab ac
+    # 5. aaabd: ties daaab in count and length, and is the smaller string
+    tok = SentencePieceTokenizer().train("aaabdaaabac", 3 + 4 + 5, byte_fallback=False,
+                                         add_dummy_prefix=False)
+    assert tok.pieces == ["<unk>", "<s>", "</s>", "aa", "ab", "aaab", "ac", "aaabd",
+                          "a", "b", "c", "d"]
+    assert tok.scores[3:] == [-float(k) for k in range(9)]
+    assert pieces_of(tok, tok.encode("aaabdaaabac")) == ["aaabd", "aaab", "ac"]
+
+
+def test_training_layout_and_coverage():
+    text = "hello world\n" * 20 + "x\n"  # x is 1 of 242 characters: below 0.995 coverage
+    # 3 specials, 256 bytes, 8 characters (▁ h e l o w r d), 5 merges
+    tok = SentencePieceTokenizer().train(text, 3 + 256 + 8 + 5, character_coverage=0.995)
+    assert tok.pieces[:4] == ["<unk>", "<s>", "</s>", "<0x00>"] and tok.pieces[258] == "<0xFF>"
+    assert "x" not in tok.pieces and "▁" in tok.pieces and tok.n_vocab == 272
+    assert pieces_of(tok, tok.encode("x")) == ["▁", "<0x78>"]  # byte fallback
+    assert tok.decode(tok.encode("hello world x\n")) == "hello world x\n"
+    with pytest.raises(ValueError, match="too small"):
+        SentencePieceTokenizer().train(text, 100)
+
+
+def test_truncated_equals_training_at_that_size():
+    text = stdlib_slice()
+    big = SentencePieceTokenizer().train(text, 700, split_digits=True)
+    for size in (700, 600, 450):
+        small = SentencePieceTokenizer().train(text, size, split_digits=True)
+        cut = big.truncated(size)
+        assert (cut.pieces, cut.scores, cut.types) == (small.pieces, small.scores, small.types)
+        assert cut.trainer_spec["vocab_size"] == size
+
+
+SPM_TRAIN_CONFIGS = [
+    dict(),
+    dict(split_digits=True, byte_fallback=False, character_coverage=0.99),
+    dict(allow_whitespace_only_pieces=True, user_defined_symbols=["[U]", "def"],
+         max_piece_length=6),
+    dict(add_dummy_prefix=False, split_by_whitespace=False),
+]
+
+
+@pytest.mark.parametrize("config", SPM_TRAIN_CONFIGS, ids=lambda c: ",".join(c) or "defaults")
+def test_training_matches_spm_train(spm, tmp_path, config):
+    """Same corpus and options: the same pieces, scores and types as spm_train, and the model
+    we save encodes in the library exactly as we do. (Small corpora only: on large ones
+    spm_train's every-100-merges re-ranking of candidate pairs can pick another pair.)"""
+    text = stdlib_slice()[:15_000] + "\nnaïve café 日本語 12345 [U] x[U]y ✓✓✓\n"
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(text, encoding="utf-8")
+    ours = SentencePieceTokenizer().train(text, 800, **config)
+    options = dict(config, byte_fallback=config.get("byte_fallback", True))
+    if "max_piece_length" in options:
+        options["max_sentencepiece_length"] = options.pop("max_piece_length")
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(tmp_path / "ref"), model_type="bpe",
+        vocab_size=800, normalization_rule_name="identity", remove_extra_whitespaces=False,
+        split_by_unicode_script=False, max_sentence_length=1 << 20, num_threads=1,
+        minloglevel=2, **options)
+    ref = SentencePieceTokenizer.load(tmp_path / "ref.model")
+    assert (ours.pieces, ours.scores, ours.types) == (ref.pieces, ref.scores, ref.types)
+    ours.save_sentencepiece(tmp_path / "ours.model")
+    library = spm.SentencePieceProcessor(model_file=str(tmp_path / "ours.model"))
+    for sample in PARITY_TEXTS + [text[:3000]]:
+        assert ours.encode(sample) == library.encode(sample), sample[:60]
+        assert ours.decode(ours.encode(sample)) == library.decode(library.encode(sample))
