@@ -696,13 +696,10 @@ def bpe_merges(word_counts, n_merges, valid, verbose=False):
         merged.append(piece)
         if verbose and len(merged) % 1000 == 0:
             print(f"merge {len(merged)}/{n_merges}: {piece!r} x{n}")
-        fresh = set()
+        fresh = {}  # new pair -> the words it is in
         for wi in where.pop((a, b)):
-            new_pairs = set()
-            words[wi] = _merge_word(words[wi], a, b, piece, freqs[wi], counts, new_pairs)
-            for pair in new_pairs:
-                where.setdefault(pair, set()).add(wi)
-            fresh |= new_pairs
+            words[wi] = _merge_word(words[wi], a, b, piece, freqs[wi], counts, fresh, wi)
+        where.update(fresh)
         counts.pop((a, b), None)
         for pair in fresh:
             if counts.get(pair, 0) > 0 and valid(pair[0] + pair[1]):
@@ -711,37 +708,41 @@ def bpe_merges(word_counts, n_merges, valid, verbose=False):
     return merged
 
 
-def _merge_word(symbols, a, b, piece, f, counts, fresh):
-    """Merge (a, b) -> piece left to right in one word, updating the pair counts around each
-    merge only: (left, a) and (b, right) disappear, (left, piece) and (piece, right) appear.
-    Two merges side by side ("a b a b") share one new pair (piece, piece). The count of
-    (a, b) itself is dropped by the caller. New pairs are added to `fresh`."""
+def _merge_word(symbols, a, b, piece, f, counts, fresh, wi):
+    """Merge (a, b) -> piece left to right in word number wi, updating the pair counts around
+    each merge only: (left, a) and (b, right) disappear, (left, piece) and (piece, right)
+    appear. Two merges side by side ("a b a b") share one new pair (piece, piece). The count
+    of (a, b) itself is dropped by the caller. fresh: {new pair: set of word numbers}."""
     n = len(symbols)
     if n == 2:  # the most common case: the whole word becomes the piece
         return [piece] if symbols[0] == a and symbols[1] == b else symbols
-    out, i, last_merged = [], 0, False
-    while i < n:
-        if i + 1 < n and symbols[i] == a and symbols[i + 1] == b:
-            if out:
-                if not last_merged:  # else the previous merge already removed (b, a)
-                    counts[(out[-1], a)] -= f
-                pair = (out[-1], piece)
-                counts[pair] = counts.get(pair, 0) + f
-                fresh.add(pair)
-            if i + 2 < n:
-                right = symbols[i + 2]
-                counts[(b, right)] -= f
-                if not (right == a and i + 3 < n and symbols[i + 3] == b):
-                    pair = (piece, right)
-                    counts[pair] = counts.get(pair, 0) + f
-                    fresh.add(pair)
-            out.append(piece)
-            i += 2
-            last_merged = True
-        else:
-            out.append(symbols[i])
+    # jump from one `a` to the next with list.index: words can be long lines of code
+    out, start, i, last_end = [], 0, 0, -1
+    while True:
+        try:
+            i = symbols.index(a, i, n - 1)
+        except ValueError:
+            break
+        if symbols[i + 1] != b:
             i += 1
-            last_merged = False
+            continue
+        out += symbols[start:i]
+        if out:
+            if last_end != i:  # else the previous merge already removed (b, a)
+                counts[(out[-1], a)] -= f
+            pair = (out[-1], piece)
+            counts[pair] = counts.get(pair, 0) + f
+            fresh.setdefault(pair, set()).add(wi)
+        if i + 2 < n:
+            right = symbols[i + 2]
+            counts[(b, right)] -= f
+            if not (right == a and i + 3 < n and symbols[i + 3] == b):
+                pair = (piece, right)
+                counts[pair] = counts.get(pair, 0) + f
+                fresh.setdefault(pair, set()).add(wi)
+        out.append(piece)
+        i = start = last_end = i + 2
+    out += symbols[start:]
     return out
 
 
