@@ -435,3 +435,20 @@ def test_training_matches_spm_train(spm, tmp_path, config):
     for sample in PARITY_TEXTS + [text[:3000]]:
         assert ours.encode(sample) == library.encode(sample), sample[:60]
         assert ours.decode(ours.encode(sample)) == library.decode(library.encode(sample))
+
+
+def test_the_bytes_behind_the_ids_are_the_texts_utf8(mistral):
+    """What bits per byte divides by: the dummy-prefix space is not in the text, a ▁ is one
+    space byte, a byte piece one byte; so the ids of a text decode to exactly its UTF-8."""
+    import numpy as np
+
+    ours, _, _ = mistral
+    for text in PARITY_TEXTS + [stdlib_slice()]:
+        if "▁" in text:  # a literal ▁ comes back as a space: the one lossy case
+            continue
+        ids = ours.encode(text, add_bos=True)
+        assert ours.decode_bytes(ids) == text.encode("utf-8"), text[:60]
+        assert ours.decode_bytes(np.array(ids, dtype=np.uint16)) == text.encode("utf-8")
+        # the per-id table gives the same count, less the dummy prefix's one byte
+        dummy = 1 if text and ours.pieces[ids[1]].startswith("▁") else 0
+        assert sum(len(ours.vocab[i]) for i in ids) - dummy == len(text.encode("utf-8"))

@@ -29,10 +29,18 @@ and never merged further; UNUSED pieces may appear mid-merge but are split back 
 pieces that formed them; BYTE pieces are the fallback above; UNKNOWN is `<unk>`.
 
 `SentencePieceTokenizer` reproduces the sentencepiece library's encode and decode for BPE models
-with the identity normalizer (the one Llama 2 and Mistral use). The file is parsed by
-protobuf.py, with no dependency on the library or on protobuf.
+with the identity normalizer (the one Llama 2 and Mistral use), trains such models as spm_train
+does (`train`), and writes `.model` files the library loads (`save_sentencepiece`). The file is
+parsed by protobuf.py, with no dependency on the library or on protobuf.
+
+Why no save_hf: Hugging Face's BPE applies a ranked list of *pairs*, SentencePiece a score per
+*piece*. When one piece can form from two pairs at once ([a, aa, a] -> "aaa" at 0 or at 1),
+SentencePiece takes the leftmost, Hugging Face the better-ranked pair; and pieces sharing a
+score (Mistral's whitespace runs, all at -1e9) tie by position here but by rank there. A
+tokenizer.json can only approximate these models.
 """
 import heapq
+import operator
 import os
 import re
 from pathlib import Path
@@ -317,10 +325,14 @@ class SentencePieceTokenizer:
         return i
 
     def id_to_piece(self, idx):
-        if not isinstance(idx, int) or not 0 <= idx < len(self.pieces):
+        try:
+            i = operator.index(idx)  # any integer, numpy's included
+        except TypeError:
+            i = -1
+        if not 0 <= i < len(self.pieces):
             raise ValueError(f"invalid token id {idx!r}: not in this tokenizer's vocabulary "
                              f"(n_vocab={self.n_vocab})")
-        return self.pieces[idx]
+        return self.pieces[i]
 
     # ---- encoding ----------------------------------------------------------------------------
 
@@ -462,6 +474,9 @@ class SentencePieceTokenizer:
                 raise ValueError(f"add_{what}: this model has no {what} piece "
                                  f"({self._trainer(what + '_piece')!r} is not a control piece)")
         return ([self.bos_id] if add_bos else []) + ids + ([self.eos_id] if add_eos else [])
+
+    def encode_batch(self, texts, add_bos=False, add_eos=False):
+        return [self.encode(t, add_bos=add_bos, add_eos=add_eos) for t in texts]
 
     # ---- decoding ----------------------------------------------------------------------------
 
