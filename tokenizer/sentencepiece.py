@@ -541,7 +541,9 @@ class SentencePieceTokenizer:
         text_or_docs: a str or an iterable of str documents; each line is a sentence, as in
         spm_train. The options are spm_train's, with its defaults except byte_fallback (on,
         as in Llama and Mistral). Not supported: split_by_unicode_script (needs Unicode
-        script data; it is off here), normalizers other than identity, removing extra spaces.
+        script data; it is off here), normalizers other than identity, removing extra spaces,
+        sampling sentences; and no line is skipped for length (spm_train drops lines over
+        max_sentence_length, 4192 bytes by default).
         The merges are greedy and exact (see bpe_merges); spm_train instead re-ranks only its
         most frequent pairs every 100 merges, so on large corpora the two can part ways.
         """
