@@ -262,6 +262,24 @@ def test_mistral_encode_matches_the_library(mistral):
             ref.encode(text, add_bos=True, add_eos=True), text[:60]
 
 
+def test_mistral_random_text_matches_the_library(mistral):
+    ours, ref, _ = mistral
+    rng = random.Random(1)
+    # ASCII, Latin-1, Greek, Cyrillic, CJK, Hangul, emoji, and the odd rare code point
+    ranges = [(0x20, 0x7E), (0xA0, 0xFF), (0x391, 0x3C9), (0x410, 0x44F), (0x4E00, 0x9FFF),
+              (0xAC00, 0xD7A3), (0x1F300, 0x1F64F), (0x1, 0x10FFFF)]
+    for _ in range(300):
+        chars = []
+        for _ in range(rng.randint(0, 40)):
+            lo, hi = rng.choice(ranges)
+            c = chr(rng.randint(lo, hi))
+            chars.append(" " if "\ud800" <= c <= "\udfff" else c)
+            if rng.random() < 0.2:
+                chars.append(rng.choice(["  ", " ", "\n", "\t", "12", "▁", "[INST]", "[REF]"]))
+        text = "".join(chars)
+        assert ours.encode(text) == ref.encode(text), repr(text)
+
+
 def test_mistral_decode_matches_the_library(mistral):
     ours, ref, _ = mistral
     for text in PARITY_TEXTS + [stdlib_slice()]:
