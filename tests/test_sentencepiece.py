@@ -470,3 +470,39 @@ def test_the_bytes_behind_the_ids_are_the_texts_utf8(mistral):
         # the per-id table gives the same count, less the dummy prefix's one byte
         dummy = 1 if text and ours.pieces[ids[1]].startswith("▁") else 0
         assert sum(len(ours.vocab[i]) for i in ids) - dummy == len(text.encode("utf-8"))
+
+
+def test_training_counts_overlapping_pairs():
+    # "aaa" holds (a, a) twice, as spm_train counts: 10 lines of it give aa 20, which beats
+    # bc's 15 (counted without overlaps aa would have 10 and bc would go first)
+    tok = SentencePieceTokenizer().train("aaa\n" * 10 + "bc\n" * 15, 3 + 3 + 2,
+                                         byte_fallback=False, add_dummy_prefix=False)
+    assert tok.pieces[3:5] == ["aa", "bc"]
+
+
+def test_training_matches_spm_train_on_random_tiny_corpora(spm, tmp_path):
+    """Tiny random corpora: ties everywhere, runs that overlap, pieces reachable by two
+    splits, and corpora that run out of pairs before the vocabulary is full."""
+    for seed in range(60):
+        r = random.Random(seed)
+        alphabet = r.choice(["ab", "abc ", "aab  c\n", "ab▁ é1"])
+        text = "".join(r.choice(alphabet) for _ in range(r.randint(50, 400)))
+        config = dict(split_digits=r.random() < 0.5, split_by_whitespace=r.random() < 0.7,
+                      allow_whitespace_only_pieces=r.random() < 0.5,
+                      add_dummy_prefix=r.random() < 0.5, max_piece_length=r.choice([3, 16]))
+        try:
+            ours = SentencePieceTokenizer().train(text, 3 + 256 + 30, **config)
+        except ValueError:  # more characters than the vocabulary holds
+            continue
+        corpus = tmp_path / "corpus.txt"
+        corpus.write_text(text, encoding="utf-8")
+        options = dict(config)
+        options["max_sentencepiece_length"] = options.pop("max_piece_length")
+        spm.SentencePieceTrainer.train(
+            input=str(corpus), model_prefix=str(tmp_path / "ref"), model_type="bpe",
+            vocab_size=3 + 256 + 30, byte_fallback=True, normalization_rule_name="identity",
+            remove_extra_whitespaces=False, split_by_unicode_script=False,
+            max_sentence_length=1 << 20, hard_vocab_limit=False, num_threads=1, minloglevel=2,
+            **options)
+        ref = SentencePieceTokenizer.load(tmp_path / "ref.model")
+        assert (ours.pieces, ours.scores) == (ref.pieces, ref.scores), (seed, config)

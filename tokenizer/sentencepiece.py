@@ -39,6 +39,7 @@ SentencePiece takes the leftmost, Hugging Face the better-ranked pair; and piece
 score (Mistral's whitespace runs, all at -1e9) tie by position here but by rank there. A
 tokenizer.json can only approximate these models.
 """
+import gc
 import heapq
 import operator
 import os
@@ -677,90 +678,116 @@ def bpe_merges(word_counts, n_merges, valid, verbose=False):
     """Greedy BPE over code points: the list of merged pieces, in merge order.
 
     word_counts: {word: count}, a word being a run of characters no merge may cross.
-    valid(piece): whether a merged piece is allowed (length, digits, ▁ placement, characters).
+    valid(piece): whether a merged piece is allowed (length, ▁ placement).
     Each step merges the most frequent adjacent pair of symbols, overlapping occurrences
     counted as spm_train counts them ("aaa" holds (a, a) twice). Ties: the shorter piece,
     then the smaller piece string (code point order), then the smaller left part.
     As in spm_train, a pair spelling a piece that already exists (("aa", "a") after
     ("a", "aa")) is dropped, never merged.
 
-    Speed: pair counts are kept up to date per merge (only the words holding the pair are
-    rescanned) and the best pair comes from a heap with lazy invalidation: a merge only lowers
-    the counts of existing pairs (new pairs hold the new, unique piece), so each heap entry is
-    an upper bound and a popped entry whose count is stale is pushed back with its true count.
+    Speed, as in trainer.py: every symbol (character or merged piece) gets an id, and a word
+    is a str whose characters are those ids, so finding a pair is str.find and merging it
+    everywhere in a word is str.replace (left to right, non-overlapping: the merge rule).
+    Pair counts are updated per merge from the neighbours of each occurrence only, and the
+    best pair comes from a heap with lazy invalidation: a merge only lowers the counts of
+    existing pairs (new pairs hold the new, unique piece), so each entry is an upper bound
+    and a popped entry whose count is stale is pushed back with its true count.
     """
-    words = [list(w) for w in word_counts]
+    alphabet = sorted({ch for word in word_counts for ch in word})
+    pieces = list(alphabet)  # id -> piece string
+    to_id = {ord(ch): i for i, ch in enumerate(alphabet)}
+    words = [word.translate(to_id) for word in word_counts]
     freqs = list(word_counts.values())
     counts, where = {}, {}
-    for wi, (symbols, f) in enumerate(zip(words, freqs)):
-        for pair in zip(symbols, symbols[1:]):
+    for wi, (word, f) in enumerate(zip(words, freqs)):
+        for i in range(len(word) - 1):
+            pair = word[i:i + 2]
             counts[pair] = counts.get(pair, 0) + f
-            where.setdefault(pair, set()).add(wi)
-    heap = [(-n, len(a) + len(b), a + b, a, b) for (a, b), n in counts.items() if valid(a + b)]
+            where.setdefault(pair, []).append(wi)
+
+    def entry(pair, n):
+        left, right = pieces[ord(pair[0])], pieces[ord(pair[1])]
+        return (-n, len(left) + len(right), left + right, left, pair)
+
+    heap = [entry(pair, n) for pair, n in counts.items()
+            if valid(pieces[ord(pair[0])] + pieces[ord(pair[1])])]
     heapq.heapify(heap)
     merged, have = [], set()
-    while heap and len(merged) < n_merges:
-        neg, _, piece, a, b = heapq.heappop(heap)
-        n = counts.get((a, b), 0)
-        if n <= 0:
-            continue
-        if n != -neg:
-            heapq.heappush(heap, (-n, len(piece), piece, a, b))
-            continue
-        if piece in have:  # the same string reached by another split: spm_train drops it
-            continue
-        have.add(piece)
-        merged.append(piece)
-        if verbose and len(merged) % 1000 == 0:
-            print(f"merge {len(merged)}/{n_merges}: {piece!r} x{n}")
-        fresh = {}  # new pair -> the words it is in
-        for wi in where.pop((a, b)):
-            words[wi] = _merge_word(words[wi], a, b, piece, freqs[wi], counts, fresh, wi)
-        where.update(fresh)
-        counts.pop((a, b), None)
-        for pair in fresh:
-            if counts.get(pair, 0) > 0 and valid(pair[0] + pair[1]):
-                heapq.heappush(heap, (-counts[pair], len(pair[0]) + len(pair[1]),
-                                      pair[0] + pair[1], pair[0], pair[1]))
+    gc_was_on = gc.isenabled()
+    gc.disable()  # many small long-lived lists: collections would only rescan them
+    try:
+        while heap and len(merged) < n_merges:
+            neg, size, piece, left, pair = heapq.heappop(heap)
+            n = counts.get(pair, 0)
+            if n != -neg:  # stale: the count went down since this entry was pushed
+                if n > 0:
+                    heapq.heappush(heap, (-n, size, piece, left, pair))
+                continue
+            if piece in have:  # the same string reached by another split: spm_train drops it
+                continue
+            have.add(piece)
+            merged.append(piece)
+            if verbose and len(merged) % 1000 == 0:
+                print(f"merge {len(merged)}/{n_merges}: {piece!r} x{n}")
+            X = chr(len(pieces))
+            pieces.append(piece)
+            for new_pair, (n_new, *in_words) in _merge_pair(pair, X, words, freqs,
+                                                             where.pop(pair), counts):
+                counts[new_pair] = n_new  # kept at 0 too: see the end
+                if n_new > 0:
+                    where[new_pair] = in_words
+                    if valid(pieces[ord(new_pair[0])] + pieces[ord(new_pair[1])]):
+                        heapq.heappush(heap, entry(new_pair, n_new))
+            del counts[pair]
+    finally:
+        if gc_was_on:
+            gc.enable()
+    if len(merged) < n_merges:
+        # Out of pairs (a tiny corpus): spm_train goes on adding pairs that once occurred but
+        # were merged away, count 0, shortest then smallest first; so do we.
+        spent = {pieces[ord(p[0])] + pieces[ord(p[1])] for p, n in counts.items() if n == 0}
+        spent = sorted((p for p in spent if p not in have and valid(p)), key=lambda p: (len(p), p))
+        merged += spent[:n_merges - len(merged)]
     return merged
 
 
-def _merge_word(symbols, a, b, piece, f, counts, fresh, wi):
-    """Merge (a, b) -> piece left to right in word number wi, updating the pair counts around
-    each merge only: (left, a) and (b, right) disappear, (left, piece) and (piece, right)
-    appear. Two merges side by side ("a b a b") share one new pair (piece, piece). The count
-    of (a, b) itself is dropped by the caller. fresh: {new pair: set of word numbers}."""
-    n = len(symbols)
-    if n == 2:  # the most common case: the whole word becomes the piece
-        return [piece] if symbols[0] == a and symbols[1] == b else symbols
-    # jump from one `a` to the next with list.index: words can be long lines of code
-    out, start, i, last_end = [], 0, 0, -1
-    while True:
-        try:
-            i = symbols.index(a, i, n - 1)
-        except ValueError:
-            break
-        if symbols[i + 1] != b:
-            i += 1
+def _merge_pair(ab, X, words, freqs, in_words, counts):
+    """Replace the pair ab by the symbol X in the words listed; return the new pairs as
+    [(pair, [count, word, word, ...])] (a word may repeat: the later visit finds nothing).
+
+    Around each occurrence, (p, a) and (b, q) vanish and (p, X) and (X, q) appear, so the
+    counts of the vanishing pairs drop by what the new ones gather, once per neighbour after
+    the scan. In a run like "abab" the second occurrence's left neighbour is the first one's
+    X: the (X, a) counted at the first occurrence is really (X, X).
+    """
+    a, b = ab
+    before, after = {}, {}
+    for wi in in_words:
+        s = words[wi]
+        i = s.find(ab)
+        if i < 0:  # merged away here by an earlier merge
             continue
-        out += symbols[start:i]
-        if out:
-            if last_end != i:  # else the previous merge already removed (b, a)
-                counts[(out[-1], a)] -= f
-            pair = (out[-1], piece)
-            counts[pair] = counts.get(pair, 0) + f
-            fresh.setdefault(pair, set()).add(wi)
-        if i + 2 < n:
-            right = symbols[i + 2]
-            counts[(b, right)] -= f
-            if not (right == a and i + 3 < n and symbols[i + 3] == b):
-                pair = (piece, right)
-                counts[pair] = counts.get(pair, 0) + f
-                fresh.setdefault(pair, set()).add(wi)
-        out.append(piece)
-        i = start = last_end = i + 2
-    out += symbols[start:]
-    return out
+        f, size, end = freqs[wi], len(s), -1
+        while i >= 0:
+            if i:
+                e = before.setdefault(X if i == end else s[i - 1], [0])
+                e[0] += f
+                e.append(wi)
+            end = i + 2
+            if end < size:
+                e = after.setdefault(s[end], [0])
+                e[0] += f
+                e.append(wi)
+            i = s.find(ab, end)
+        words[wi] = s.replace(ab, X)
+    for q, e in after.items():
+        counts[b + q] -= e[0]
+    for p, e in before.items():
+        if p != X:
+            counts[p + a] -= e[0]
+    if X in before:
+        after[a][0] -= before[X][0]
+    return [(p + X, e) for p, e in before.items()] + [(X + q, e) for q, e in after.items()]
 
 
 def piece_validator(*, split_by_whitespace, max_piece_length, allow_whitespace_only_pieces):
