@@ -41,10 +41,14 @@ tokenizer.json can only approximate these models.
 """
 import gc
 import heapq
+import itertools
 import operator
 import os
 import re
+from collections import Counter
 from pathlib import Path
+
+import numpy as np
 
 from . import protobuf
 from .protobuf import Field
@@ -639,7 +643,17 @@ def training_sentences(text_or_docs, tok):
     are frozen when encoding, so no merge may cross or enter them). Newlines are therefore
     never inside a piece: encoding spells them with byte pieces, as Llama and Mistral do."""
     docs = [text_or_docs] if isinstance(text_or_docs, str) else text_or_docs
+    # the usual case, done a document at a time: what normalize() does to each line
+    simple = tok._units is None and not tok._normalizer("remove_extra_whitespaces") \
+        and tok._normalizer("escape_whitespaces")
+    dummy = SPACE if tok._normalizer("add_dummy_prefix") else ""
+    as_suffix = tok._trainer("treat_whitespace_as_suffix")
     for doc in docs:
+        if simple:
+            for line in _fix_surrogates(doc).replace(" ", SPACE).split("\n"):
+                if line:
+                    yield line + dummy if as_suffix else dummy + line
+            continue
         for line in doc.split("\n"):
             normalized = tok.normalize(line)
             if tok._units is None:
@@ -698,12 +712,7 @@ def bpe_merges(word_counts, n_merges, valid, verbose=False):
     to_id = {ord(ch): i for i, ch in enumerate(alphabet)}
     words = [word.translate(to_id) for word in word_counts]
     freqs = list(word_counts.values())
-    counts, where = {}, {}
-    for wi, (word, f) in enumerate(zip(words, freqs)):
-        for i in range(len(word) - 1):
-            pair = word[i:i + 2]
-            counts[pair] = counts.get(pair, 0) + f
-            where.setdefault(pair, []).append(wi)
+    counts, where = initial_pairs(words, freqs)
 
     def entry(pair, n):
         left, right = pieces[ord(pair[0])], pieces[ord(pair[1])]
@@ -749,6 +758,31 @@ def bpe_merges(word_counts, n_merges, valid, verbose=False):
         spent = sorted((p for p in spent if p not in have and valid(p)), key=lambda p: (len(p), p))
         merged += spent[:n_merges - len(merged)]
     return merged
+
+
+def initial_pairs(words, freqs):
+    """Count every adjacent pair of every word once, in numpy (a Python loop over ~3M pairs
+    takes seconds): ({pair: count}, {pair: [word index, ...]}), a pair being 2 id-characters."""
+    if not words:
+        return {}, {}
+    lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+    flat = np.frombuffer("".join(words).encode("utf-32-le", "surrogatepass"),
+                         dtype=np.uint32).astype(np.int64)
+    word = np.repeat(np.arange(len(words)), lens)
+    inside = word[:-1] == word[1:]  # no pair straddles two words
+    keys = (flat[:-1] << 21 | flat[1:])[inside]  # ids are code points: 21 bits each
+    word = word[:-1][inside]
+    if len(keys) == 0:
+        return {}, {}
+    order = np.argsort(keys, kind="stable")
+    keys, word = keys[order], word[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    totals = np.add.reduceat(np.asarray(freqs, dtype=np.int64)[word], starts).tolist()
+    pairs = [chr(k >> 21) + chr(k & 0x1FFFFF) for k in keys[starts].tolist()]
+    word = word.tolist()
+    bounds = [*starts.tolist(), len(word)]
+    where = {p: word[i:j] for p, i, j in zip(pairs, bounds, bounds[1:])}
+    return dict(zip(pairs, totals)), where
 
 
 def _merge_pair(ab, X, words, freqs, in_words, counts):
@@ -834,12 +868,13 @@ def _train(text_or_docs, vocab_size, *, byte_fallback, character_coverage, split
                                              add_dummy_prefix)
     base = SentencePieceTokenizer(pieces, trainer, normalizer)
     # a word starts at every ▁ (with allow_whitespace_only_pieces: at every run of ▁)
-    words_re = re.compile(f"{SPACE}+[^{SPACE}]*|[^{SPACE}]+" if allow_whitespace_only_pieces
-                          else f"{SPACE}[^{SPACE}]*|[^{SPACE}]+")
-    word_counts, char_counts = {}, {}
-    for sentence in training_sentences(text_or_docs, base):
-        for word in (words_re.findall(sentence) if split_by_whitespace else [sentence]):
-            word_counts[word] = word_counts.get(word, 0) + 1
+    # (sentences hold no newline, so "\n" can join a batch of them for one findall)
+    words_re = re.compile(f"{SPACE}+[^{SPACE}\n]*|[^{SPACE}\n]+" if allow_whitespace_only_pieces
+                          else f"{SPACE}[^{SPACE}\n]*|[^{SPACE}\n]+")
+    word_counts, char_counts = Counter(), {}
+    sentences = training_sentences(text_or_docs, base)
+    while batch := list(itertools.islice(sentences, 10_000)):
+        word_counts.update(words_re.findall("\n".join(batch)) if split_by_whitespace else batch)
     for word, n in word_counts.items():
         for ch in word:
             if ch != "\0":  # spm_train never makes NUL a piece
