@@ -15,6 +15,8 @@ the visible character `▁` (U+2581) and is merged like any other character, so 
 `▁the` carries its leading space with it, and decoding is just "join the pieces, turn `▁` back
 into spaces". A `▁` is also put in front of the whole text (add_dummy_prefix), so that "the" at
 the start of a text becomes the same `▁the` as in the middle of one; decoding removes it again.
+Training reads its corpus a line at a time, so no piece holds a newline: Llama and Mistral
+spell every newline with the byte piece `<0x0A>`.
 
 Scores instead of merge ranks. The file lists pieces, not merges. Each piece has a score, and
 for BPE models the score is minus the merge order (`▁t` -2.0, `in` -3.0, ...). To encode,
@@ -45,6 +47,7 @@ import itertools
 import operator
 import os
 import re
+import struct
 from collections import Counter
 from pathlib import Path
 
@@ -176,7 +179,8 @@ class SentencePieceTokenizer:
       normalizer_spec {field: value}, as in the file (see NORMALIZER_SPEC)
       name            a short name (from the file name when loaded)
     Derived: special_tokens {piece: id} of the CONTROL pieces; unk_id, bos_id, eos_id (None when
-    the model has none); vocab {id: bytes} the text each id decodes to on its own.
+    the model has none); vocab {id: bytes} the text each id decodes to on its own (▁ as a
+    space, a leading ▁ kept: the dummy prefix is only removed from a whole text).
     """
 
     def __init__(self, pieces=None, trainer_spec=None, normalizer_spec=None,
@@ -679,7 +683,7 @@ def kept_characters(char_counts, character_coverage):
     total = sum(char_counts.values())
     kept, covered = [], 0
     # spm_train stores the coverage as a float32; compare against that same value
-    target = protobuf.struct.unpack("<f", protobuf.struct.pack("<f", character_coverage))[0]
+    target = struct.unpack("<f", struct.pack("<f", character_coverage))[0]
     for ch, n in sorted(char_counts.items(), key=lambda kv: (-kv[1], kv[0])):
         if total and covered / total >= target:
             break
