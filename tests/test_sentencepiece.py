@@ -185,6 +185,16 @@ def test_only_bpe_with_the_identity_normalizer_is_accepted():
         SentencePieceTokenizer(pieces, dict(model_type=2, byte_fallback=True), {})
 
 
+def test_load_names_the_file_when_the_model_is_unsupported(tmp_path):
+    pieces = [("<unk>", 0.0, UNKNOWN), ("a", -1.0, NORMAL)]
+    nfkc = SentencePieceTokenizer(pieces, dict(model_type=2), dict(name="identity"))
+    nfkc.normalizer_spec.update(name="nmt_nfkc", precompiled_charsmap=b"\x01\x02")
+    path = tmp_path / "nfkc.model"
+    path.write_bytes(nfkc.to_bytes())
+    with pytest.raises(NotImplementedError, match=r"nfkc\.model: normalizer 'nmt_nfkc'"):
+        SentencePieceTokenizer.load(path)
+
+
 def test_load_reports_the_file_and_detects_the_format(tmp_path):
     tok = tiny([("▁", -1.0, NORMAL), ("a", -2.0, NORMAL)])
     path = tmp_path / "tiny.model"
@@ -425,6 +435,8 @@ def test_truncated_equals_training_at_that_size():
         cut = big.truncated(size)
         assert (cut.pieces, cut.scores, cut.types) == (small.pieces, small.scores, small.types)
         assert cut.trainer_spec["vocab_size"] == size
+    with pytest.raises(ValueError, match="vocab_size must be between"):
+        big.truncated(800)
 
 
 SPM_TRAIN_CONFIGS = [
