@@ -888,7 +888,8 @@ def _train(text_or_docs, vocab_size, *, byte_fallback, character_coverage, split
     if n_merges < 0:
         raise ValueError(f"vocab_size {vocab_size} is too small: the special and byte pieces "
                          f"({len(pieces)}) and the characters kept at character_coverage="
-                         f"{character_coverage} ({len(chars)}) already need {len(pieces) + len(chars)}")
+                         f"{character_coverage} ({len(chars)}) already need "
+                         f"{len(pieces) + len(chars)}; raise vocab_size or lower the coverage")
     kept = set(chars)
     if split_digits:
         kept -= set("0123456789")
