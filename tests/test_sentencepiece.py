@@ -168,6 +168,15 @@ def test_decode_removes_the_dummy_prefix_and_replaces_bad_bytes_one_by_one():
         tok.decode([tok.n_vocab])
 
 
+def test_pickles_without_its_cache():
+    import pickle
+
+    tok = tiny([("▁", -1.0, NORMAL), ("a", -2.0, NORMAL), ("▁a", -3.0, NORMAL)])
+    ids = tok.encode("a a aa")
+    again = pickle.loads(pickle.dumps(tok))
+    assert again.encode("a a aa") == ids and again._cache == {} and tok._cache
+
+
 def test_lone_surrogates_become_replacement_characters():
     tok = tiny([("▁", -1.0, NORMAL), ("a", -2.0, NORMAL)], byte_fallback=True)
     assert tok.encode("a\ud800a") == tok.encode("a\ufffda")

@@ -315,6 +315,10 @@ class SentencePieceTokenizer:
             return None
         return re.compile(f"{re.escape(space)}*[^{re.escape(space)}]+|{re.escape(space)}+")
 
+    def __getstate__(self):
+        # the encode cache is only a speed-up: do not ship it to worker processes
+        return {**self.__dict__, "_cache": {}}
+
     def _control_id(self, piece):
         i = self._reserved.get(piece)
         return i if i is not None and self.types[i] == CONTROL else None
