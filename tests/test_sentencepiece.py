@@ -1,7 +1,9 @@
-"""SentencePiece BPE: the protobuf reader, hand-worked encodes, and parity with the sentencepiece
-library on the Mistral 7B tokenizers (v1 and v7) and on small hand-built models.
+"""SentencePiece BPE: the protobuf reader, hand-worked encodes and merges, parity with the
+sentencepiece library on the Mistral 7B tokenizers (v1 and v7) and on random small models we
+save, and training parity with spm_train.
 
-The library and the mistral-common wheel are optional: their tests skip without them.
+The library (pip install sentencepiece) and the mistral-common wheel (pip-downloaded once into
+data/cache/mistral-common/) are optional: the tests that need them skip without them.
 """
 import inspect
 import random
