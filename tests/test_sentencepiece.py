@@ -208,6 +208,15 @@ def test_load_names_the_file_when_the_model_is_unsupported(tmp_path):
         SentencePieceTokenizer.load(path)
 
 
+def test_a_truncated_file_never_loads(tmp_path):
+    data = tiny([("▁", -1.0, NORMAL), ("a", -2.0, NORMAL)]).to_bytes()
+    path = tmp_path / "cut.model"
+    for size in range(len(data)):
+        path.write_bytes(data[:size])
+        with pytest.raises(ValueError, match="cut.model: "):
+            SentencePieceTokenizer.load(path)
+
+
 def test_load_reports_the_file_and_detects_the_format(tmp_path):
     tok = tiny([("▁", -1.0, NORMAL), ("a", -2.0, NORMAL)])
     path = tmp_path / "tiny.model"

@@ -217,6 +217,10 @@ class SentencePieceTokenizer:
             raise ValueError(f"{source}: not a SentencePiece .model file ({e})") from None
         if not model.get("pieces"):
             raise ValueError(f"{source}: not a SentencePiece .model file (it has no pieces)")
+        for spec in ("trainer_spec", "normalizer_spec"):  # spm_train always writes both
+            if spec not in model:
+                raise ValueError(f"{source}: incomplete SentencePiece .model file (no {spec}; "
+                                 f"truncated?)")
         pieces = [(p.get("piece", ""), p.get("score", 0.0), p.get("type", NORMAL))
                   for p in model["pieces"]]
         try:
