@@ -295,6 +295,8 @@ class SentencePieceTokenizer:
                                      + ")|.", re.DOTALL)
         self._chunks = self._chunk_pattern()
         self._cache = {}
+        # every two neighbouring characters inside some piece: BPE never joins any others
+        self._bigrams = {p[i:i + 2] for p in self._mergeable for i in range(len(p) - 1)}
         self.special_tokens = {p: i for i, (p, t) in enumerate(zip(self.pieces, self.types))
                                if t == CONTROL}
         self.vocab = {i: self.decode_bytes([i], strip_dummy_prefix=False)
@@ -309,7 +311,8 @@ class SentencePieceTokenizer:
         happen in the same relative order alone as in the whole text (same scores, same
         left-to-right order). So each distinct chunk is encoded once and cached. Not used
         when that does not hold, or with UNUSED pieces: how one is split back depends on
-        every pair formed earlier in the whole text.
+        every pair formed earlier in the whole text. (_encode_chunk cuts chunks further by
+        the same argument.)
         """
         space = SPACE if self._normalizer("escape_whitespaces") else " "
         if self._unused or self._trainer("treat_whitespace_as_suffix"):
@@ -453,6 +456,21 @@ class SentencePieceTokenizer:
             i = nxt[i]
         return out
 
+    def _encode_chunk(self, chunk):
+        """BPE on one chunk, cut first wherever two neighbouring characters occur together in
+        no piece: no merge can join them, so the parts are independent (code such as
+        `self.assertEqual(x,` falls into `self`, `.`, `assert`, ...). Parts are cached too."""
+        out, start = [], 0
+        for i in range(1, len(chunk) + 1):
+            if i == len(chunk) or chunk[i - 1:i + 1] not in self._bigrams:
+                part = chunk[start:i]
+                cached = self._cache.get(part)
+                if cached is None:
+                    cached = self._cache[part] = self._bpe(part)
+                out += cached
+                start = i
+        return out
+
     def encode_ordinary(self, text):
         """Text -> ids, without BOS/EOS. Names of control pieces in the text stay plain text."""
         normalized = self.normalize(text)
@@ -465,7 +483,7 @@ class SentencePieceTokenizer:
             for chunk in self._chunks.findall(normalized):
                 cached = self._cache.get(chunk)
                 if cached is None:
-                    cached = self._cache[chunk] = self._bpe(chunk)
+                    cached = self._cache[chunk] = self._encode_chunk(chunk)
                 pieces.extend(cached)
         ids, prev_unk = [], False
         for piece in pieces:
