@@ -7,7 +7,10 @@ Read in this order; each file imports only files before it:
   reference.py    the readable trainer: the specification and the test oracle
   trainer.py      the fast trainer, with exactly the reference's merges
   fastpath.py     when tiktoken's Rust encoder gives exactly our ids
-  atomic.py, model_file.py, hf.py    files: atomic writes, the .model format, tokenizer.json
+  atomic.py       writes that never leave half a file
+  protobuf.py, sentencepiece.py    the other family, SentencePiece BPE (Llama 2 / Mistral): code
+                  points first, bytes only as fallback, scores instead of merge ranks
+  model_file.py, hf.py    files: the .model format (ours, minbpe's, SentencePiece's), tokenizer.json
   base.py         the Tokenizer class that ties these together (train, encode, decode, save)
   basic.py, regex.py                 the two kinds: no split pattern, a split pattern
   pretrained.py   GPT-4/GPT-2 recovered from tiktoken; load_any(spec) for any path or name
@@ -21,7 +24,8 @@ from .patterns import EOT, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, SPLIT_PATTERN
 from .pretrained import (PRETRAINED, GPT2Tokenizer, GPT4Tokenizer, TokenizerLoadError, from_tiktoken,
                          load_any)
 from .regex import RegexTokenizer
+from .sentencepiece import SentencePieceTokenizer
 
 __all__ = ["Tokenizer", "BasicTokenizer", "RegexTokenizer", "GPT4Tokenizer", "GPT2Tokenizer",
            "from_tiktoken", "load", "load_any", "PRETRAINED", "TokenizerLoadError", "GPT2_SPLIT_PATTERN",
-           "GPT4_SPLIT_PATTERN", "SPLIT_PATTERNS", "EOT"]
+           "GPT4_SPLIT_PATTERN", "SPLIT_PATTERNS", "EOT", "SentencePieceTokenizer"]

@@ -29,6 +29,7 @@ import regex
 
 from .atomic import atomic_writer, write_text_atomic
 from .bpe import render_token
+from .sentencepiece import SentencePieceTokenizer, is_sentencepiece_model
 
 __all__ = ["save", "load", "vocab_text", "register_class", "TOKENIZER_CLASSES", "FORMAT_LINE",
            "MINBPE_LINE", "atomic_writer", "write_text_atomic"]
@@ -128,8 +129,11 @@ class _Lines:
 
 
 def load(path):
-    """Load a `.model` file written by save() (or by minbpe) and return the right class."""
+    """Load a `.model` file written by save(), by minbpe or by SentencePiece; return the right class."""
     path = Path(path)
+    with open(path, "rb") as f:  # SentencePiece's .model is a binary protobuf, ours is text
+        if is_sentencepiece_model(f.read(16)):
+            return SentencePieceTokenizer.load(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
