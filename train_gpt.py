@@ -30,19 +30,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Exit status: 0 done, 2 bad usage or config (nothing was written), 1 the run failed, 130 Ctrl-C."""
     args = vars(build_parser().parse_args(argv))
     path = args.pop("config")
+    master = int(os.environ.get("RANK", 0)) == 0
     try:
         cfg = load_config(path, args)
         result = train(cfg)
-    except (ConfigError, FileNotFoundError, NonFiniteLoss, ValueError) as e:
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (NonFiniteLoss, OSError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # the second Ctrl-C: abort without a checkpoint
+        print("aborted by a second Ctrl-C; the last checkpoint written is kept", file=sys.stderr)
+        return 130
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-    if int(os.environ.get("RANK", 0)) == 0:
-        print(json.dumps({k: v for k, v in result.items()}))
+    if master:
+        print(json.dumps(result))
+        print(f"checkpoint: {result['ckpt']} (sample with: python sample.py --ckpt {result['out_dir']}; "
+              f"continue with: --resume --out_dir={result['out_dir']})")
     return 130 if result["interrupted"] else 0
 
 
