@@ -1,9 +1,8 @@
-"""train_gpt.py and sample.py on a tiny shard directory built here by hand (per docs/design.md).
+"""train_gpt.py and sample.py on a tiny shard directory that data.prepare writes here.
 
 Expectations are independent of the trainer: a bpb worked out in plain Python, an uninterrupted run
 for resume, a single-process loop written out here for DDP.
 """
-import hashlib
 import json
 import math
 import os
@@ -21,7 +20,7 @@ import sample
 import train_gpt
 import training
 from data.loader import ShardLoader
-from data.shards import write_shard
+from data.prepare import prepare
 from model.gpt import GPT, GPTConfig
 from tokenizer import RegexTokenizer
 
@@ -38,44 +37,24 @@ def make_docs(n, seed):
     return [" ".join(rng.choice(WORDS, size=int(rng.integers(20, 60)))).capitalize() + "." for _ in range(n)]
 
 
-def write_data(root: Path, tok, tok_path: Path):
-    """A data.prepare-style directory: [eot] + encode_ordinary(doc) per document, manifest, byte table."""
-    eot = tok.special_tokens["<|endoftext|>"]
-    root.mkdir(parents=True)
-    splits = {}
-    for split, docs in (("train", make_docs(120, 0)), ("val", make_docs(12, 1))):
-        ids = [t for d in docs for t in [eot] + tok.encode_ordinary(d)]
-        write_shard(root / f"{split}_000000.bin", np.array(ids), "uint16")
-        splits[split] = {"shards": [f"{split}_000000.bin"], "tokens": len(ids), "documents": len(docs),
-                         "bytes": sum(len(d.encode()) for d in docs)}
-    table = np.zeros(tok.n_vocab, dtype=np.int32)
-    for i, b in tok.vocab.items():
-        table[i] = len(b)
-    np.save(root / "token_bytes.npy", table)
-    meta = {"format": "vocablab-shards", "version": 1,
-            "tokenizer": {"path": str(tok_path), "sha256": hashlib.sha256(tok_path.read_bytes()).hexdigest(),
-                          "pattern": tok.pattern, "special_tokens": tok.special_tokens,
-                          "eot_registered_by_prepare": False},
-            "vocab_size": tok.n_vocab, "eot_id": eot, "dtype": "uint16", "token_bytes": "token_bytes.npy",
-            "splits": splits, "sources": ["test"], "val_fraction": 0.1}
-    (root / "meta.json").write_text(json.dumps(meta))
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
+    """A tokenizer trained here and shards written by data.prepare itself: one document per line."""
     root = tmp_path_factory.mktemp("gptdata")
     tok = RegexTokenizer()
     tok.train(" ".join(make_docs(60, 2)), 300)
     tok.register_special_tokens({"<|endoftext|>": 300})
     tok.save(str(root / "tok"))
-    write_data(root / "shards", tok, root / "tok.model")
+    (root / "docs.txt").write_text("\n".join(make_docs(132, 0)) + "\n")
+    prepare(root / "tok.model", [root / "docs.txt"], root / "shards", val_fraction=0.1, txt_mode="lines",
+            workers=0)
     return root
 
 
 def cfg_for(data, out, **kw):
     base = dict(data_dir=str(data / "shards"), tokenizer=str(data / "tok.model"), out_dir=str(out),
                 n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, max_steps=6, warmup_steps=2,
-                lr=3e-3, eval_interval=3, eval_batches=0, end_sample_tokens=0, seed=7)
+                lr=3e-3, eval_interval=3, eval_batches=0, end_sample_tokens=0, seed=7, threads=1)
     base.update(kw)
     return training.load_config(None, base)
 
