@@ -93,7 +93,8 @@ def side_by_side(rounds: int) -> tuple[float, float, float]:
         step()
     times = {"ours": [], "minimal": []}
     for r in range(rounds):
-        for name, step in (("ours", ours), ("minimal", minimal)) if r % 2 == 0 else (("minimal", minimal), ("ours", ours)):
+        order = (("ours", ours), ("minimal", minimal))
+        for name, step in order if r % 2 == 0 else order[::-1]:  # neither always goes first
             t0 = time.perf_counter()
             step()
             times[name].append(time.perf_counter() - t0)
@@ -165,7 +166,8 @@ def main() -> int:
     if args.compile:
         try:
             comp, _, _ = bench_step(GPTConfig(**SIZES), 16, args.steps, "cpu", compile=True)
-            print(f"  vocablab + torch.compile:                {comp:8,.0f} tokens/s  (ratio to eager {comp / ours:.2f})")
+            print(f"  vocablab + torch.compile:                {comp:8,.0f} tokens/s  "
+                  f"(ratio to eager {comp / ours:.2f})")
         except Exception as e:  # inductor on CPU needs a working C++ toolchain
             print(f"  torch.compile on CPU failed here: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
     return 0

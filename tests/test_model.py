@@ -279,7 +279,8 @@ def test_rope_scores_depend_only_on_distance():
 def test_pick_top_k_temperature_and_generator():
     logits = torch.tensor([[2.0, 1.0, 0.5, -1.0, 0.0]]).repeat(4000, 1)
     assert torch.equal(pick(logits[:3], 0, None), torch.zeros(3, 1, dtype=torch.long))  # greedy
-    assert torch.equal(pick(logits[:50], 1.0, 1, torch.Generator().manual_seed(0)), torch.zeros(50, 1, dtype=torch.long))
+    top1 = pick(logits[:50], 1.0, 1, torch.Generator().manual_seed(0))
+    assert torch.equal(top1, torch.zeros(50, 1, dtype=torch.long))
     for temperature in (0.5, 2.0):
         draws = pick(logits, temperature, 2, torch.Generator().manual_seed(1)).flatten()
         assert set(draws.tolist()) == {0, 1}  # only the two likeliest ids

@@ -10,8 +10,8 @@ import json
 import math
 import os
 import signal
-import threading
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -72,12 +72,13 @@ def param_groups(params, weight_decay: float) -> list[dict]:
 
 def configure_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -> torch.optim.AdamW:
     """AdamW over the trainable parameters, grouped by `param_groups`."""
-    return torch.optim.AdamW(param_groups(model.parameters(), cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                             fused=device.split(":")[0] in ("cuda", "cpu"))  # one kernel, not a loop
+    return torch.optim.AdamW(param_groups(model.parameters(), cfg.weight_decay), lr=cfg.lr,
+                             betas=(cfg.beta1, cfg.beta2), fused=device.split(":")[0] in ("cuda", "cpu"))  # one kernel, not a loop
 
 
 class _StopFlag:
-    """First Ctrl-C asks the loop to checkpoint and stop at the end of the step; a second one aborts."""
+    """First Ctrl-C asks the loop to checkpoint and stop at the end of the step (under DDP at the next
+    sync step, where the processes agree); a second one aborts."""
 
     def __init__(self):
         self.requested, self.previous = False, None
@@ -108,6 +109,9 @@ def check_out_dir(cfg: TrainConfig, out_dir: Path) -> None:
                           "--overwrite to replace it, or choose another --out_dir")
 
 
+SCHEDULE_KEYS = ("max_steps", "lr", "warmup_steps", "schedule", "min_lr_frac")
+
+
 def check_resume(ck: dict, ckpt_path: Path, cfg: TrainConfig, world: int, manifest: dict) -> list[str]:
     """Refuse a checkpoint this run cannot continue; return warnings for what it may change."""
     saved = ck["config"]
@@ -131,9 +135,6 @@ def check_resume(ck: dict, ckpt_path: Path, cfg: TrainConfig, world: int, manife
              if k in saved and saved[k] != getattr(cfg, k)]
     return [f"resuming with a changed lr schedule ({', '.join(moved)}): the lr jumps at step {ck['step']}"] \
         if moved else []
-
-
-SCHEDULE_KEYS = ("max_steps", "lr", "warmup_steps", "schedule", "min_lr_frac")
 
 
 def warn(message: str) -> None:
