@@ -24,7 +24,7 @@ class TrainConfig:
     # I/O
     data_dir: str = option("data/shards/shakespeare", "a `python -m data.prepare` output directory")
     tokenizer: str = option("tokenizers/shakespeare.model", "the .model file the shards were made with; "
-                         "\"\" = the path recorded in the shards' meta.json")
+                            "\"\" = the path recorded in the shards' meta.json")
     out_dir: str = option("out/tiny", "where ckpt.pt and log.jsonl go")
     resume: bool = option(False, "continue from out_dir/ckpt.pt exactly where it stopped")
     overwrite: bool = option(False, "replace the run already in out_dir (its ckpt.pt and log.jsonl)")
@@ -32,7 +32,8 @@ class TrainConfig:
     seed: int = option(1337, "seeds the initial weights, the batch order and dropout")
     device: str = option("auto", "auto = cuda > mps > cpu; or cpu, cuda, cuda:N, mps")
     dtype: str = option("auto", "auto = bfloat16 autocast on GPUs with native bf16 (compute capability >= 8), "
-                     "float32 elsewhere; float32 | bfloat16")
+                        "float32 elsewhere; float32 | bfloat16. TF32 matmuls only under bf16 autocast, so "
+                        "float32 on CUDA is float32")
     compile: bool = option(False, "torch.compile the model (worth it on GPU for long runs)")
     threads: int = option(0, "CPU threads for torch; 0 = the cores not already busy (see runtime.pick_threads)")
     # model (vocab_size comes from the shards' manifest)
@@ -48,7 +49,7 @@ class TrainConfig:
     # batch: batch_size sequences per micro-step per process, accumulated up to total_batch_tokens
     batch_size: int = option(16, "sequences per micro-step per process")
     total_batch_tokens: int = option(0, "tokens per optimizer step, reached by gradient accumulation; "
-                                  "0 = one micro-step per process")
+                                     "0 = one micro-step per process")
     # optimisation
     max_steps: int = option(1000, "optimizer steps; the lr schedule ends here")
     stop_at: int = option(0, "stop early (checkpointed, schedule unchanged) after this step; 0 = off")

@@ -71,9 +71,9 @@ def param_groups(params, weight_decay: float) -> list[dict]:
 
 
 def configure_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters, grouped by `param_groups`."""
+    """AdamW over the trainable parameters, grouped by `param_groups`; fused: one kernel, not a loop."""
     return torch.optim.AdamW(param_groups(model.parameters(), cfg.weight_decay), lr=cfg.lr,
-                             betas=(cfg.beta1, cfg.beta2), fused=device.split(":")[0] in ("cuda", "cpu"))  # one kernel, not a loop
+                             betas=(cfg.beta1, cfg.beta2), fused=device.split(":")[0] in ("cuda", "cpu"))
 
 
 class _StopFlag:
@@ -148,13 +148,14 @@ def train(cfg: TrainConfig) -> dict:
     so a study that trains several models, or a test session, gets its own back.
     """
     rank, world, device = setup_distributed(cfg)
-    threads, tf32 = torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32
+    threads = torch.get_num_threads()
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.set_num_threads(pick_threads(cfg.threads, device))
     try:
         return _train(cfg, rank, world, device)
     finally:
         torch.set_num_threads(threads)
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
 
 
 def _train(cfg: TrainConfig, rank: int, world: int, device: str) -> dict:
