@@ -45,3 +45,10 @@ def test_each_compiled_run_starts_with_a_fresh_dynamo_cache(data, tmp_path, monk
     assert len(resets) == 2
     training.train(cfg_for(data, tmp_path / "eager", max_steps=1, eval_interval=1))
     assert len(resets) == 2  # not for an uncompiled run
+
+
+def test_train_leaves_the_tf32_flags_as_it_found_them(data, tmp_path):  # noqa: F811
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    assert before[0] != before[1]  # torch's defaults differ (False, True): a mix-up would show
+    training.train(cfg_for(data, tmp_path, max_steps=1, eval_interval=1))
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
