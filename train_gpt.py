@@ -1,6 +1,7 @@
 """Train a GPT on token shards and report validation bits per byte.
 
     python train_gpt.py configs/tiny.toml [--key=value ...]        # one process (CPU, MPS or one GPU)
+    python train_gpt.py configs/tiny.toml --resume                 # continue out_dir's run (--overwrite: replace it)
     torchrun --nproc_per_node 8 train_gpt.py configs/gpt2-small.toml  # DDP, one process per GPU
 
 Why bits per byte: loss per token cannot be compared across tokenizers (a bigger vocabulary makes
