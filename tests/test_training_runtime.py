@@ -38,7 +38,7 @@ def test_cuda_n_without_torchrun_becomes_the_current_device(monkeypatch):
 
 def test_each_compiled_run_starts_with_a_fresh_dynamo_cache(data, tmp_path, monkeypatch):  # noqa: F811
     resets = []
-    monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(1))
+    monkeypatch.setattr(torch.compiler, "reset", lambda: resets.append(1))
     monkeypatch.setattr(torch, "compile", lambda model, **kw: model)  # inductor needs a C++ toolchain
     for i in range(2):
         training.train(cfg_for(data, tmp_path / str(i), compile=True, max_steps=1, eval_interval=1))

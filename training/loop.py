@@ -223,7 +223,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: str) -> dict:
         if cfg.overwrite:
             ckpt_path.unlink(missing_ok=True)  # asked for: a failed new run must not leave the old one beside it
     if cfg.compile:
-        torch._dynamo.reset()  # a fresh cache per run: another model's graphs would count against its limit
+        torch.compiler.reset()  # a fresh cache per run: another model's graphs would count against its limit
     model = torch.compile(raw_model) if cfg.compile else raw_model
     if world > 1:
         # broadcast_buffers=False: the only buffers are the RoPE tables, computed from the config and
