@@ -69,6 +69,11 @@ def test_cli_refuses_an_existing_run_without_resume(data, tmp_path, existing):
     assert snapshot(out) == before
 
 
+def test_resume_without_a_checkpoint_is_a_usage_error(data, tmp_path, capsys):
+    assert train_gpt.main(cli_args(data, tmp_path / "none", "--resume")) == 2
+    assert "--resume: no checkpoint at" in capsys.readouterr().err
+
+
 def test_overwrite_replaces_the_old_run(data, tmp_path):
     out = tmp_path / "run"
     training.train(cfg_for(data, out, max_steps=2, eval_interval=2))

@@ -201,6 +201,8 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: str) -> dict:
         warnings.append(f"max_steps={cfg.max_steps} <= warmup_steps={cfg.warmup_steps}: the lr never "
                         "leaves warmup, so it never decays")
     if cfg.resume:
+        if not ckpt_path.is_file():
+            raise ConfigError(f"--resume: no checkpoint at {ckpt_path} (drop --resume to start a new run there)")
         ck = load_checkpoint(ckpt_path, require=RESUME_KEYS)
         warnings += check_resume(ck, ckpt_path, cfg, world, manifest)
         raw_model.load_state_dict(ck["model"])
