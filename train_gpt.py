@@ -20,8 +20,9 @@ import sys
 
 import torch.distributed as dist
 
-from training import (ConfigError, NonFiniteLoss, TrainConfig, config_parser, evaluate_bpb,  # noqa: F401
-                      load_checkpoint, load_config, train)  # evaluate_bpb, load_checkpoint: docs/design.md names
+# Besides what main() uses, the names docs/design.md lists under train_gpt.py, for older callers.
+from training import (ConfigError, NonFiniteLoss, TrainConfig, coerce, config_parser, evaluate_bpb,  # noqa: F401
+                      load_checkpoint, load_config, load_dataclass, parse_overrides, read_toml, train)
 
 
 def build_parser() -> argparse.ArgumentParser:
