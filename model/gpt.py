@@ -1,4 +1,4 @@
-"""A small GPT, in one file: config, attention, MLP, block, model.
+"""A small GPT: config, norm, rotary positions, attention, MLP, block, model.
 
 The layout and names follow GPT-2 (`wte`, `wpe`, `c_attn`, `c_proj`, `ln_f`, `lm_head`) so that a
 reader who knows nanoGPT or Hugging Face's GPT-2 finds every piece where they expect it. A few modern
@@ -16,6 +16,10 @@ Conventions worth knowing before calling `forward`:
 - `attn_mask` is a boolean mask, True = may attend, broadcastable to [B, n_head, T, T]; it replaces
   the causal mask, so it must include causality itself (every row needs at least one True).
 - `targets` use -1 for positions that carry no loss (e.g. the prepended embeddings).
+
+Sampling with a KV cache lives in model/generate.py and growing the vocabulary in model/resize.py;
+`GPT.generate` and `GPT.resize_token_embeddings` are thin methods over them, so this file stays the
+network alone.
 """
 from __future__ import annotations
 
@@ -25,6 +29,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from model.generate import generate
+from model.resize import resize_token_embeddings
 
 
 @dataclass
@@ -57,47 +64,70 @@ class GPTConfig:
         return (self.vocab_size + m - 1) // m * m
 
 
+class _RMSNormFunction(torch.autograd.Function):
+    """y = x * r * w with r = 1/sqrt(mean(x^2) + eps), and its gradient written out by hand.
+
+    With n = x*r and h = dL/dn = g*w, the chain rule through r (dr/dx_j = -r^3 x_j / C) gives
+    dL/dx = r * (h - n * mean(h*n)) and dL/dw = sum over positions of g*n. Autograd through the
+    same formula records pow, mean, add, rsqrt and two muls and replays each backward; on CPU this
+    short backward (and one pass for the sum of squares) brings the norm close to LayerNorm's fused
+    kernel (bench/train_gpt.py has the numbers).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, eps):
+        r = torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(x.size(-1)).add_(eps).rsqrt_()
+        n = x * r
+        ctx.save_for_backward(n, r, weight)
+        return n * weight
+
+    @staticmethod
+    def backward(ctx, g):
+        n, r, weight = ctx.saved_tensors
+        h = g * weight
+        grad_w = (g * n).flatten(0, -2).sum(0)
+        return torch.addcmul(h, n, (h * n).mean(-1, keepdim=True), value=-1).mul_(r), grad_w, None
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight: LayerNorm without the mean and the bias (same state dict as nn.RMSNorm)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return _RMSNormFunction.apply(x, self.weight, self.eps)
+
+
 def make_norm(config: GPTConfig) -> nn.Module:
     if config.norm == "rmsnorm":
-        return nn.RMSNorm(config.n_embd, eps=1e-6)
+        return RMSNorm(config.n_embd)
     return nn.LayerNorm(config.n_embd, bias=config.bias)
 
 
 def rope_tables(head_dim: int, length: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin [length, head_dim/2]: channel pair i turns by angle pos * base^(-2i/head_dim)."""
+    """cos and signed sin [length, 1, head_dim] for apply_rope (the 1 broadcasts over heads).
+
+    Channel pair (i, i + head_dim/2) turns by angle pos * base^(-2i/head_dim); the tables hold
+    [cos, cos] and [-sin, sin] per position so the rotation is one multiply and one multiply-add.
+    """
     inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
     angles = torch.outer(torch.arange(length, dtype=torch.float32), inv_freq)
-    return angles.cos(), angles.sin()
+    cos, sin = angles.cos(), angles.sin()
+    return torch.cat((cos, cos), -1)[:, None], torch.cat((-sin, sin), -1)[:, None]
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate each (first-half, second-half) channel pair of x [B, H, T, D] by its position's angle.
+    """Rotate each (first-half, second-half) channel pair of x [B, T, heads, D] by its position's angle.
 
+    (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) = x * [cos, cos] + [x2, x1] * [-sin, sin].
     Rotating q and k by angles proportional to position makes q.k depend only on their distance.
     """
-    x1, x2 = x.float().chunk(2, dim=-1)
-    out = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
-    return out.type_as(x)
-
-
-class KVCache:
-    """Keys and values of every layer for the tokens seen so far, so generation feeds one token per step."""
-
-    def __init__(self, n_layer: int, max_len: int):
-        self.n_layer, self.max_len, self.pos = n_layer, max_len, 0
-        self.k: list[torch.Tensor | None] = [None] * n_layer
-        self.v: list[torch.Tensor | None] = [None] * n_layer
-
-    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store k, v [B, H, T, D] at positions pos..pos+T and return all keys/values up to there."""
-        if self.k[layer] is None:
-            shape = (k.size(0), k.size(1), self.max_len, k.size(3))
-            self.k[layer] = k.new_empty(shape)
-            self.v[layer] = v.new_empty(shape)
-        end = self.pos + k.size(2)
-        self.k[layer][:, :, self.pos:end] = k
-        self.v[layer][:, :, self.pos:end] = v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+    xf = x.float()
+    x1, x2 = xf.chunk(2, dim=-1)
+    return torch.addcmul(xf * cos, torch.cat((x2, x1), dim=-1), sin).type_as(x)
 
 
 class CausalSelfAttention(nn.Module):
@@ -108,12 +138,15 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, rope=None, attn_mask=None, cache: KVCache | None = None, layer: int = 0):
+    def forward(self, x, rope=None, attn_mask=None, cache=None, layer: int = 0):
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        nh = self.n_head
+        qkv = self.c_attn(x).view(B, T, 3 * nh, C // nh)
+        qk, v = qkv.split((2 * nh, nh), dim=2)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            qk = apply_rope(qk, *rope)  # q and k in one go, before the heads move forward
+        q, k = qk.split(nh, dim=2)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, n_head, T, head_size]
         past = 0
         if cache is not None:
             past = cache.pos
@@ -187,47 +220,33 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    # ---- forward ---------------------------------------------------------------------------------
-    def _embed(self, idx, inputs_embeds, offset: int) -> torch.Tensor:
-        parts = []
-        if inputs_embeds is not None:
-            parts.append(inputs_embeds)
-        if idx is not None:
-            parts.append(self.transformer.wte(idx))
+    def forward(self, idx=None, targets=None, *, inputs_embeds=None, attn_mask=None, cache=None):
+        """Return (logits [B, T, vocab_size], mean cross-entropy over targets != -1, or None).
+
+        `cache` (a model.generate.KVCache) holds the keys and values of the tokens before these:
+        positions then start at cache.pos, and each layer appends its new keys and values.
+        """
+        parts = [t for t in (inputs_embeds, None if idx is None else self.transformer.wte(idx)) if t is not None]
         if not parts:
             raise ValueError("forward needs idx, inputs_embeds, or both")
         x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-        T = x.size(1)
+        offset, T = (cache.pos if cache is not None else 0), x.size(1)
         if offset + T > self.config.block_size:
             raise ValueError(f"sequence of length {offset + T} exceeds block_size={self.config.block_size}")
-        if not self.config.rope:
-            x = x + self.transformer.wpe(torch.arange(offset, offset + T, device=x.device))
-        return self.transformer.drop(x)
-
-    def _hidden(self, x, attn_mask=None, cache: KVCache | None = None) -> torch.Tensor:
-        """Run the blocks on embeddings x [B, T, C] and return the final normed states."""
-        offset = cache.pos if cache is not None else 0
-        T = x.size(1)
         rope = None
         if self.config.rope:
             rope = (self.rope_cos[offset:offset + T], self.rope_sin[offset:offset + T])
+        else:
+            x = x + self.transformer.wpe(torch.arange(offset, offset + T, device=x.device))
+        x = self.transformer.drop(x)
         for i, block in enumerate(self.transformer.h):
             x = block(x, rope, attn_mask, cache, i)
         if cache is not None:
             cache.pos += T
-        return self.transformer.ln_f(x)
-
-    def _logits(self, h: torch.Tensor) -> torch.Tensor:
-        """Padded-width logits with the padding ids at -inf, so softmax and loss ignore them."""
-        logits = self.lm_head(h)
+        logits = self.lm_head(self.transformer.ln_f(x))
         if self.config.padded_vocab_size > self.config.vocab_size:
-            logits[..., self.config.vocab_size:] = float("-inf")  # Linear's backward doesn't need its output
-        return logits
-
-    def forward(self, idx=None, targets=None, *, inputs_embeds=None, attn_mask=None):
-        """Return (logits [B, T, vocab_size], mean cross-entropy over targets != -1, or None)."""
-        x = self._embed(idx, inputs_embeds, offset=0)
-        logits = self._logits(self._hidden(x, attn_mask))
+            # padding ids at -inf: softmax and loss never see them (Linear's backward doesn't need its output)
+            logits[..., self.config.vocab_size:] = float("-inf")
         loss = None
         if targets is not None:
             if targets.shape != logits.shape[:2]:
@@ -236,92 +255,16 @@ class GPT(nn.Module):
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1)
         return logits[..., :self.config.vocab_size], loss
 
-    # ---- generation ------------------------------------------------------------------------------
-    @torch.no_grad()
+    # ---- beside the network: sampling (model/generate.py) and vocabulary surgery (model/resize.py)
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                  *, use_cache: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Append max_new_tokens sampled ids to idx [B, T]; call model.eval() first (dropout).
+        """Append max_new_tokens sampled ids to idx [B, T]; see model.generate.generate."""
+        return generate(self, idx, max_new_tokens, temperature, top_k, use_cache=use_cache, generator=generator)
 
-        temperature 0 means greedy. With the KV cache each step feeds one token. When the context
-        fills block_size, the cache is rebuilt from the last half block (positions restart at 0) and
-        generation carries on; without the cache every step re-reads the last block_size tokens
-        (nanoGPT's sliding window). The two agree exactly until the context first fills.
-        """
-        bs = self.config.block_size
-        cache, pending = None, idx
-        for _ in range(max_new_tokens):
-            if not use_cache:
-                h = self._hidden(self._embed(idx[:, -bs:], None, 0))
-            else:
-                if cache is None:
-                    cache, pending = KVCache(self.config.n_layer, bs), idx[:, -bs:]
-                elif cache.pos + 1 > bs:
-                    cache, pending = KVCache(self.config.n_layer, bs), idx[:, -max(1, bs // 2):]
-                h = self._hidden(self._embed(pending, None, cache.pos), cache=cache)
-            logits = self._logits(h[:, -1])  # only the last position's head: the rest is never used
-            nxt = self._pick(logits[:, :self.config.vocab_size].float(), temperature, top_k, generator)
-            idx = torch.cat((idx, nxt), dim=1)
-            pending = nxt
-        return idx
-
-    @staticmethod
-    def _pick(logits, temperature, top_k, generator):
-        if temperature <= 0:
-            return logits.argmax(dim=-1, keepdim=True)
-        logits = logits / temperature
-        if top_k is not None:
-            kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
-
-    # ---- vocabulary surgery ----------------------------------------------------------------------
-    @torch.no_grad()
     def resize_token_embeddings(self, new_vocab_size: int, init: str = "mean",
                                 parents: dict[int, tuple[int, int]] | None = None) -> None:
-        """Grow the vocabulary to new_vocab_size ids; old rows (wte and lm_head) are kept bit for bit.
-
-        New rows start as: "mean" of the old rows (a neutral guess: the new token's logit starts at
-        the average logit), "normal" (std 0.02, like a fresh model), "zero", or "parents": the mean of
-        the two tokens the new one was merged from (`parents[new_id] = (a, b)`, ids may be earlier new ids).
-        Weight tying is preserved. The optimizer must be rebuilt afterwards: the parameters are new.
-        """
-        old = self.config.vocab_size
-        if new_vocab_size < old:
-            raise ValueError(f"resize_token_embeddings only grows: {new_vocab_size} < current {old}")
-        if init not in ("mean", "normal", "zero", "parents"):
-            raise ValueError(f"init must be mean|normal|zero|parents, got {init!r}")
-        if init == "parents":
-            missing = [i for i in range(old, new_vocab_size) if i not in (parents or {})]
-            if missing:
-                raise ValueError(f"init='parents' needs parents for every new id; missing {missing[:5]}")
-            for i, (a, b) in parents.items():
-                if not (0 <= a < i and 0 <= b < i):
-                    raise ValueError(f"parents of {i} must be earlier ids, got ({a}, {b})")
-        self.config.vocab_size = new_vocab_size
-        V = self.config.padded_vocab_size
-
-        def grown(weight: torch.Tensor) -> torch.Tensor:
-            w = weight.new_zeros(V, weight.size(1))
-            w[:old] = weight[:old]
-            if init == "mean":
-                w[old:new_vocab_size] = weight[:old].mean(dim=0)
-            elif init == "normal":
-                nn.init.normal_(w[old:new_vocab_size], mean=0.0, std=0.02)
-            elif init == "parents":
-                for i in range(old, new_vocab_size):  # in id order, so a parent that is itself new is ready
-                    a, b = parents[i]
-                    w[i] = (w[a] + w[b]) / 2
-            return w
-
-        wte = self.transformer.wte
-        self.transformer.wte = nn.Embedding(V, self.config.n_embd, device=wte.weight.device, dtype=wte.weight.dtype)
-        self.transformer.wte.weight.copy_(grown(wte.weight))
-        head = self.lm_head
-        self.lm_head = nn.Linear(self.config.n_embd, V, bias=False, device=head.weight.device, dtype=head.weight.dtype)
-        if self.config.tie_embeddings:
-            self.lm_head.weight = self.transformer.wte.weight
-        else:
-            self.lm_head.weight.copy_(grown(head.weight))
+        """Grow the vocabulary in place; see model.resize.resize_token_embeddings."""
+        resize_token_embeddings(self, new_vocab_size, init, parents)
 
     # ---- accounting ------------------------------------------------------------------------------
     def num_params(self, non_embedding: bool = True) -> int:

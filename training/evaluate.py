@@ -18,15 +18,24 @@ def evaluate_bpb(model, loader, token_bytes, max_batches=None, autocast=contextl
     bpb = sum of per-token losses / (ln 2 * sum of the UTF-8 bytes of the target tokens): a sum over
     tokens, not a mean of batch means, so every byte weighs the same. Targets of 0 bytes (specials
     such as <|endoftext|>) still add their loss: predicting a document's end is part of the text.
-    Under DDP the sums are all-reduced, so every rank returns the global figures.
+    Under DDP the sums are all-reduced, so every rank returns the global figures. A short last
+    batch is padded to the first batch's size with ignored targets.
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     tb = torch.as_tensor(token_bytes, dtype=torch.int64, device=device)
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # nats, bytes, tokens
+    rows = None
     for x, y in itertools.islice(loader, max_batches or None):  # islice: no batch read past the last
         x, y = x.to(device), y.to(device)
+        rows = rows or x.size(0)
+        if x.size(0) < rows:
+            # Pad the short last batch with rows that carry no target: every batch has one shape,
+            # so a compiled model does not build another graph for it; the sums are unchanged.
+            pad = rows - x.size(0)
+            x = torch.cat((x, x.new_zeros(pad, x.size(1))))
+            y = torch.cat((y, y.new_full((pad, y.size(1)), -1)))
         with autocast():
             logits, _ = model(x)
         nats = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1),

@@ -1,0 +1,54 @@
+"""training/runtime.py and the GPU-only branches of the loop, checked on CPU by standing in for CUDA.
+
+No GPU here: these tests replace the few torch.cuda queries the code makes and check the decisions
+taken from them (autocast dtype by compute capability, the current device for cuda:N, a fresh
+dynamo cache per compiled run).
+"""
+import pytest
+import torch
+
+import training
+from test_train_gpt import cfg_for  # noqa: F401
+from test_train_gpt import data  # noqa: F401
+from training.runtime import autocast_dtype, setup_distributed
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.mark.parametrize("capability, expect", [((7, 5), None), ((7, 0), None), ((8, 0), torch.bfloat16),
+                                                ((9, 0), torch.bfloat16)])
+def test_auto_dtype_is_bf16_only_where_the_gpu_has_it(monkeypatch, capability, expect):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert autocast_dtype("auto", "cuda") is expect  # T4 (7.5), V100 (7.0): float32, no emulated bf16
+    assert autocast_dtype("float32", "cuda") is None and autocast_dtype("bfloat16", "cuda") is torch.bfloat16
+    assert autocast_dtype("auto", "cpu") is None
+
+
+def test_cuda_n_without_torchrun_becomes_the_current_device(monkeypatch):
+    chosen = []
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    assert setup_distributed(training.TrainConfig(device="cuda:1")) == (0, 1, "cuda:1")
+    assert chosen == ["cuda:1"]
+    with pytest.raises(training.ConfigError, match="cuda:0..cuda:1"):
+        training.pick_device("cuda:2")
+
+
+def test_each_compiled_run_starts_with_a_fresh_dynamo_cache(data, tmp_path, monkeypatch):  # noqa: F811
+    resets = []
+    monkeypatch.setattr(torch.compiler, "reset", lambda: resets.append(1))
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: model)  # inductor needs a C++ toolchain
+    for i in range(2):
+        training.train(cfg_for(data, tmp_path / str(i), compile=True, max_steps=1, eval_interval=1))
+    assert len(resets) == 2
+    training.train(cfg_for(data, tmp_path / "eager", max_steps=1, eval_interval=1))
+    assert len(resets) == 2  # not for an uncompiled run
+
+
+def test_train_leaves_the_tf32_flags_as_it_found_them(data, tmp_path):  # noqa: F811
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    assert before[0] != before[1]  # torch's defaults differ (False, True): a mix-up would show
+    training.train(cfg_for(data, tmp_path, max_steps=1, eval_interval=1))
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
