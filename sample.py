@@ -9,12 +9,13 @@ model was trained with is placed in front, as every training document began with
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import torch
 
-from training import ConfigError, load_model, load_run_tokenizer, pick_device, pick_threads, sha256_file
+from data.prepare import tokenizer_sha256
+from training import (ConfigError, is_tokenizer_spec, load_model, load_run_tokenizer, pick_device,
+                      pick_threads)
 
 
 def non_negative(text: str) -> int:
@@ -72,10 +73,10 @@ def main(argv=None) -> int:
 def run(args, device: str) -> int:
     model, ck = load_model(args.ckpt, device)
     tok_path = args.tokenizer or ck.get("tokenizer", "")
-    if not tok_path or not os.path.isfile(tok_path):
+    if not tok_path or not is_tokenizer_spec(tok_path):
         raise FileNotFoundError(f"tokenizer {tok_path!r} recorded in the checkpoint is not there; "
                                 "pass --tokenizer PATH")
-    if ck.get("tokenizer_sha256") and sha256_file(tok_path) != ck["tokenizer_sha256"]:
+    if ck.get("tokenizer_sha256") and tokenizer_sha256(tok_path) != ck["tokenizer_sha256"]:
         raise ValueError(f"{tok_path} is not the tokenizer this model was trained with (sha256 differs)")
     tok = load_run_tokenizer(tok_path, ck.get("special_tokens"))
 

@@ -275,3 +275,26 @@ def test_train_restores_the_callers_thread_count(data, tmp_path):
     before = torch.get_num_threads()
     training.train(cfg_for(data, tmp_path, max_steps=1, eval_interval=1, threads=before + 1))
     assert torch.get_num_threads() == before
+
+
+def test_a_pretrained_tokenizer_name_works_from_shards_to_samples(tmp_path, capsys):
+    """--tokenizer=cl100k: data.prepare records the name, training checks it and the checkpoint
+    keeps the name (not a made-up path), so sample.py finds the same tokenizer again."""
+    (tmp_path / "docs.txt").write_text("\n".join(make_docs(60, 0)) + "\n")
+    shards, out = tmp_path / "shards", tmp_path / "run"
+    prepare("cl100k", [tmp_path / "docs.txt"], shards, val_fraction=0.1, txt_mode="lines", workers=0)
+    args = [f"--data_dir={shards}", f"--out_dir={out}", "--n_layer=1", "--n_head=2", "--n_embd=16",
+            "--block_size=16", "--batch_size=2", "--max_steps=2", "--warmup_steps=1", "--eval_interval=2",
+            "--eval_batches=1", "--end_sample_tokens=4", "--device=cpu", "--threads=1"]
+    assert train_gpt.main(args + ["--tokenizer=cl100k"]) == 0, capsys.readouterr().err
+    ck = training.load_checkpoint(out / "ckpt.pt")
+    assert ck["tokenizer"] == "cl100k" and ck["model_config"]["vocab_size"] == 100277  # cl100k's n_vocab
+    assert sample.main(["--ckpt", str(out), "--prompt", "Hello", "--num-samples", "1", "--max-new-tokens", "3",
+                        "--device", "cpu", "--threads", "1"]) == 0
+    assert "--- sample 1 ---\nHello" in capsys.readouterr().out
+    # Another tokenizer against these shards is refused before anything is written.
+    other = RegexTokenizer()
+    other.train(" ".join(make_docs(20, 1)), 300)
+    other.save(str(tmp_path / "other"))
+    assert train_gpt.main(args + [f"--tokenizer={tmp_path / 'other.model'}", f"--out_dir={tmp_path / 'r2'}"]) == 2
+    assert "sha256" in capsys.readouterr().err and not (tmp_path / "r2").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from model.gpt import GPT, GPTConfig
-from tokenizer import load
+from tokenizer import PRETRAINED, load_any
 
 
 def sha256_file(path) -> str:
@@ -66,9 +66,15 @@ def load_checkpoint(path, require: tuple[str, ...] = ()) -> dict:
     return ck
 
 
-def load_run_tokenizer(path: str, special_tokens: dict | None):
-    """The run's tokenizer, with any specials data.prepare registered (e.g. an added <|endoftext|>)."""
-    tok = load(path)
+def is_tokenizer_spec(spec: str) -> bool:
+    """Whether `spec` names a tokenizer: an existing file or a pretrained name (cl100k, gpt2, ...)."""
+    return os.path.isfile(spec) or spec.lower() in PRETRAINED
+
+
+def load_run_tokenizer(spec: str, special_tokens: dict | None):
+    """The run's tokenizer (a path or a pretrained name), with any specials data.prepare registered
+    (e.g. an added <|endoftext|>)."""
+    tok = load_any(spec)
     missing = {k: v for k, v in (special_tokens or {}).items() if k not in tok.special_tokens}
     if missing:
         tok.register_special_tokens(missing)

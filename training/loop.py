@@ -19,9 +19,11 @@ from pathlib import Path
 import torch
 
 from data.loader import ShardLoader
+from data.prepare import PrepareError, tokenizer_sha256
 from data.shards import MANIFEST, load_token_bytes, read_manifest
 from model.gpt import GPT, GPTConfig
-from training.checkpoint import RESUME_KEYS, load_checkpoint, load_run_tokenizer, save_checkpoint, sha256_file
+from training.checkpoint import (RESUME_KEYS, is_tokenizer_spec, load_checkpoint, load_run_tokenizer,
+                                 save_checkpoint)
 from training.config import MODEL_KEYS, ConfigError, TrainConfig
 from training.evaluate import evaluate_bpb, sample_text
 from training.runtime import (all_reduce_sum, autocast_dtype, device_peak_flops, gather, pick_threads,
@@ -47,10 +49,11 @@ def open_data(cfg: TrainConfig):
     manifest = read_manifest(cfg.data_dir)
     recorded = manifest.get("tokenizer", {})
     if cfg.tokenizer:
-        if not os.path.isfile(cfg.tokenizer):
-            raise ConfigError(f"tokenizer file not found: {cfg.tokenizer} (set --tokenizer=PATH, "
-                              "or --tokenizer= to use the one recorded in the shards' meta.json)")
-        sha = sha256_file(cfg.tokenizer)
+        try:  # a file's bytes, or a pretrained name's saved form: what data.prepare recorded
+            sha = tokenizer_sha256(cfg.tokenizer)
+        except PrepareError as e:
+            raise ConfigError(f"{str(e).removeprefix('--tokenizer ')} (set --tokenizer=PATH or a pretrained "
+                              "name, or --tokenizer= to use the one recorded in the shards' meta.json)") from None
         if sha != recorded.get("sha256"):
             raise ConfigError(f"{cfg.data_dir}/meta.json: the shards were made with tokenizer "
                               f"{recorded.get('path')!r} (sha256 {str(recorded.get('sha256'))[:12]}...), but "
@@ -235,7 +238,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: str) -> dict:
             broadcast_buffers=False)
 
     tok = None
-    if master and (cfg.sample_tokens or cfg.end_sample_tokens) and tok_path and os.path.isfile(tok_path):
+    if master and (cfg.sample_tokens or cfg.end_sample_tokens) and tok_path and is_tokenizer_spec(tok_path):
         tok = load_run_tokenizer(tok_path, manifest.get("tokenizer", {}).get("special_tokens"))
     log_file = open(out_dir / "log.jsonl", "a" if cfg.resume else "w") if master else None
     wandb_run = None
@@ -263,7 +266,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: str) -> dict:
             save_checkpoint(ckpt_path, {
                 "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "loaders": loaders,
                 "rng": rngs, "step": step, "tokens": tokens, "world_size": world, "config": asdict(cfg),
-                "model_config": asdict(mcfg), "tokenizer": os.path.abspath(tok_path) if tok_path else "",
+                "model_config": asdict(mcfg), "tokenizer": os.path.abspath(tok_path) if os.path.isfile(tok_path) else tok_path,
                 "tokenizer_sha256": manifest.get("tokenizer", {}).get("sha256", ""),
                 "special_tokens": manifest.get("tokenizer", {}).get("special_tokens", {}),
                 "eot_id": manifest.get("eot_id"), "last_eval": last_eval})
