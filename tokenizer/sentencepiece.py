@@ -555,7 +555,7 @@ class SentencePieceTokenizer:
     def train(self, text_or_docs, vocab_size, *, byte_fallback=True, character_coverage=0.9995,
               split_digits=False, split_by_whitespace=True, max_piece_length=16,
               user_defined_symbols=(), add_dummy_prefix=True, allow_whitespace_only_pieces=False,
-              verbose=False):
+              verbose=False, progress=False):
         """Learn a SentencePiece BPE model of `vocab_size` pieces in all, as spm_train would.
 
         text_or_docs: a str or an iterable of str documents; each line is a sentence, as in
@@ -576,7 +576,8 @@ class SentencePieceTokenizer:
             base.training_sentences(text_or_docs), vocab_size, len(pieces),
             character_coverage=character_coverage, split_digits=split_digits,
             split_by_whitespace=split_by_whitespace, max_piece_length=max_piece_length,
-            allow_whitespace_only_pieces=allow_whitespace_only_pieces, verbose=verbose)
+            allow_whitespace_only_pieces=allow_whitespace_only_pieces, verbose=verbose,
+            progress=progress)
         taken = {p for p, _, _ in pieces}
         new = [p for p in merged + chars if p not in taken]  # a user symbol may also be a char
         pieces += [(p, -float(k), NORMAL) for k, p in enumerate(new)]

@@ -19,13 +19,14 @@ import struct
 from collections import Counter
 
 import numpy as np
+from tqdm import tqdm
 
 SPACE = "\u2581"  # ▁, what a space becomes inside a piece
 
 
 def learn_pieces(sentences, vocab_size, n_reserved, *, character_coverage=0.9995,
                  split_digits=False, split_by_whitespace=True, max_piece_length=16,
-                 allow_whitespace_only_pieces=False, verbose=False):
+                 allow_whitespace_only_pieces=False, verbose=False, progress=False):
     """(merged pieces in merge order, kept characters most frequent first) for a model of
     `vocab_size` pieces of which `n_reserved` (<unk> <s> </s>, user symbols, bytes) are fixed.
 
@@ -39,8 +40,13 @@ def learn_pieces(sentences, vocab_size, n_reserved, *, character_coverage=0.9995
                           else f"{SPACE}[^{SPACE}\n]*|[^{SPACE}\n]+")
     word_counts, char_counts = Counter(), {}
     sentences = iter(sentences)
+    bar = tqdm(unit="char", unit_scale=True, desc="counting words") if progress else None
     while batch := list(itertools.islice(sentences, 10_000)):
         word_counts.update(words_re.findall("\n".join(batch)) if split_by_whitespace else batch)
+        if bar is not None:
+            bar.update(sum(map(len, batch)))
+    if bar is not None:
+        bar.close()
     for word, n in word_counts.items():
         for ch in word:
             if ch != "\0":  # spm_train never makes NUL a piece
@@ -58,7 +64,8 @@ def learn_pieces(sentences, vocab_size, n_reserved, *, character_coverage=0.9995
     valid = piece_validator(split_by_whitespace=split_by_whitespace,
                             max_piece_length=max_piece_length,
                             allow_whitespace_only_pieces=allow_whitespace_only_pieces)
-    merged = bpe_merges(cut_words(word_counts, kept.__contains__), n_merges, valid, verbose)
+    merged = bpe_merges(cut_words(word_counts, kept.__contains__), n_merges, valid, verbose,
+                        progress)
     return merged, chars
 
 
@@ -78,7 +85,7 @@ def kept_characters(char_counts, character_coverage):
     return kept
 
 
-def bpe_merges(word_counts, n_merges, valid, verbose=False):
+def bpe_merges(word_counts, n_merges, valid, verbose=False, progress=False):
     """Greedy BPE over code points: the list of merged pieces, in merge order.
 
     word_counts: {word: count}, a word being a run of characters no merge may cross.
@@ -112,6 +119,7 @@ def bpe_merges(word_counts, n_merges, valid, verbose=False):
             if valid(pieces[ord(pair[0])] + pieces[ord(pair[1])])]
     heapq.heapify(heap)
     merged, have = [], set()
+    bar = tqdm(total=n_merges, unit="merge", desc="merging") if progress else None
     gc_was_on = gc.isenabled()
     gc.disable()  # many small long-lived lists: collections would only rescan them
     try:
@@ -126,6 +134,8 @@ def bpe_merges(word_counts, n_merges, valid, verbose=False):
                 continue
             have.add(piece)
             merged.append(piece)
+            if bar is not None:
+                bar.update()
             if verbose and len(merged) % 1000 == 0:
                 print(f"merge {len(merged)}/{n_merges}: {piece!r} x{n}")
             X = chr(len(pieces))
@@ -141,6 +151,8 @@ def bpe_merges(word_counts, n_merges, valid, verbose=False):
     finally:
         if gc_was_on:
             gc.enable()
+        if bar is not None:
+            bar.close()
     if len(merged) < n_merges:
         # Out of pairs (a tiny corpus): spm_train goes on adding pairs that once occurred but
         # were merged away, count 0, shortest then smallest first; so do we.
