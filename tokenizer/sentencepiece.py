@@ -322,6 +322,11 @@ class SentencePieceTokenizer:
         """Number of pieces: the rows an embedding table needs."""
         return len(self.pieces)
 
+    @property
+    def adds_dummy_prefix(self):
+        """Whether encoding puts a ▁ the text does not have in front of every non-empty text."""
+        return bool(self._normalizer("add_dummy_prefix"))
+
     def piece_to_id(self, piece):
         """The library's lookup: reserved pieces first, then the others, else <unk>."""
         i = self._reserved.get(piece)
