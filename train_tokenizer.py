@@ -120,7 +120,7 @@ def build_parser():
     add("--out", default=None,
                    help="output prefix, e.g. tokenizers/mytok (default tokenizers/bpe<vocab>)")
     add("--workers", type=int, default=os.cpu_count() or 1,
-                   help="processes for chunk counting (default: all cores)")
+                   help="bytelevel: processes for chunk counting (default: all cores)")
     add("--max-bytes", type=int, default=0,
                    help="stop reading after this many bytes of documents (default: read all)")
     add("--txt-mode", "--doc-per", dest="txt_mode", default="file", metavar="MODE",

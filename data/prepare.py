@@ -16,8 +16,11 @@ more than the document. The table cannot see positions, so the correction sits o
 that comes exactly once per document, right before that piece: <s> counts -1 byte
 (sentencepiece_byte_table). Then the tokens of every document add up to exactly its UTF-8 length,
 and the bytes of any run of whole documents are exact; a range that cuts a document between its
-<s> and its first piece (the start or end of an evaluation pass) is off by that one byte. Empty
-documents are left out: they have no dummy prefix to pay for (and no text to predict).
+<s> and its first piece (the start or end of an evaluation pass) is off by that one byte. (Exact
+for any range of targets y with inputs x: token_bytes[y] + (y == <s>) - (x == <s> and y != <s>),
+which charges the dummy prefix to the piece that holds it; meta.json's adds_dummy_prefix says
+when.) Empty documents are left out: they have no dummy prefix to pay for (and no text to
+predict).
 
 Which split a document goes to is decided by a hash of its text (data.sources.is_val). If that
 puts no document in val (a tiny corpus, e.g. Shakespeare's 42 works at 0.005), the document with
@@ -461,6 +464,8 @@ def prepare(tokenizer, sources, out_dir, *, val_fraction=0.005, shard_tokens=100
             "format": "vocablab-shards", "version": 1,
             "tokenizer": {"path": str(tokenizer), "pretrained": _pretrained_name(tokenizer, tok),
                           "kind": "sentencepiece" if sentencepiece else "bytelevel",
+                          # token_bytes[doc_start_id] is then -1 (see the module docstring)
+                          "adds_dummy_prefix": sentencepiece and tok.adds_dummy_prefix,
                           "sha256": tok_sha, "pattern": getattr(tok, "pattern", None),
                           "special_tokens": dict(tok.special_tokens),
                           "eot_registered_by_prepare": registered},

@@ -78,6 +78,7 @@ def test_documents_are_bos_then_ids_and_bytes_are_utf8_lengths(tmp_path, sp_path
     assert meta["eot_id"] == meta["doc_start_id"] == tok.bos_id == 1
     assert meta["vocab_size"] == tok.n_vocab == 400
     assert meta["tokenizer"]["eot_registered_by_prepare"] is False
+    assert meta["tokenizer"]["adds_dummy_prefix"] is True
     assert meta["tokenizer"]["special_tokens"] == {"<s>": 1, "</s>": 2}
     written = documents_of(out, "train", 1) + documents_of(out, "val", 1)
     encode = reference_encoder(sp_path)
@@ -126,6 +127,9 @@ def test_tiny_gpt_trains_on_sentencepiece_shards_and_bpb_divides_by_true_bytes(t
     # The first document's <s> is the window's first input, never a target, so the -1 it
     # holds for that document's dummy prefix is not counted: one byte over the whole split.
     assert result["val_bpb"] == pytest.approx(nats / math.log(2) / (true_bytes + 1), rel=1e-5)
+    # exact for any range of targets: charge the dummy prefix to the piece after <s>
+    x, y, table, s = stream[:-1].numpy(), stream[1:].numpy(), load_token_bytes(out), 1
+    assert int((table[y] + (y == s) - ((x == s) & (y != s))).sum()) == true_bytes
     # counting every dummy-prefix ▁ as text would be off by a byte per document
     naive = nats / math.log(2) / (true_bytes + len(val))
     assert abs(naive / exact - 1) > 5 * abs(result["val_bpb"] / exact - 1)
