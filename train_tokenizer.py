@@ -118,7 +118,8 @@ def build_parser():
                     help="put a ▁ in front of each text, so a first word is spelled as inside "
                          "a text (default on)")
     add("--out", default=None,
-                   help="output prefix, e.g. tokenizers/mytok (default tokenizers/bpe<vocab>)")
+                   help="output prefix, e.g. tokenizers/mytok (default tokenizers/bpe<vocab>, "
+                        "or tokenizers/sp<vocab> with --type sentencepiece)")
     add("--workers", type=int, default=os.cpu_count() or 1,
                    help="bytelevel: processes for chunk counting (default: all cores)")
     add("--max-bytes", type=int, default=0,
@@ -259,7 +260,7 @@ def run_sentencepiece(args):
                   add_dummy_prefix=args.add_dummy_prefix, progress=True)
     except ValueError as e:  # vocab_size too small for the specials, bytes and characters
         raise InputError(f"--vocab-size: {e}") from None
-    if corpus.n_docs == 0 or corpus.n_docs == corpus.n_held:
+    if NORMAL not in tok.types:  # any training text keeps at least one character as a piece
         raise InputError("the inputs hold no text to train on")
     t_train = time.time() - t0
 

@@ -167,3 +167,8 @@ def test_sentencepiece_type_refuses_byte_level_options(tmp_path):
                 "--out", tmp_path / "t")
     assert r.returncode == 2 and "--vocab-size" in r.stderr and "too small" in r.stderr
     assert not (tmp_path / "t.model").exists()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "a.txt").write_text("", encoding="utf-8")
+    r = run_cli("--type", "sentencepiece", "--input", tmp_path / "empty", "--out", tmp_path / "t")
+    assert r.returncode == 2 and "no text to train on" in r.stderr
+    assert not (tmp_path / "t.model").exists()
