@@ -1,14 +1,18 @@
-"""Train a byte-level BPE tokenizer on your text files or a named corpus.
+"""Train a BPE tokenizer on your text files or a named corpus: byte-level (GPT-2/GPT-4, the
+default) or SentencePiece-style (Llama 2/Mistral: code points first, bytes as fallback).
 
     python train_tokenizer.py --source 'corpus/*.txt' --vocab-size 8192 --out tokenizers/mytok
     python train_tokenizer.py --source data.jsonl --pattern gpt2 --out tokenizers/t
     python train_tokenizer.py --source shakespeare --vocab-size 2048 --out tokenizers/shakespeare
+    python train_tokenizer.py --type sentencepiece --source shakespeare --vocab-size 4096 --split-digits
 
 Inputs are read by data.sources (the text stage, before the tokenizer in the flow): files,
 directories (their .txt/.jsonl/.parquet files), globs, or a recipe name (shakespeare, pystdlib, ...).
 
 Writes tokenizers/NAME.model (load it with tokenizer.load), NAME.vocab (human-readable) and
-NAME.tiktoken (ranks for tiktoken). A deterministic ~1% of documents is held out of training
+NAME.tiktoken (ranks for tiktoken); with --type sentencepiece, NAME.model is a SentencePiece
+file (the sentencepiece library loads it too) and NAME.vocab lists `piece<TAB>score` as spm_train
+writes it. A deterministic ~1% of documents is held out of training
 (chosen by a hash of the document's text and --seed) to report an honest compression ratio.
 Long options take hyphens or underscores (--vocab-size, --vocab_size).
 """
@@ -21,7 +25,9 @@ import time
 import regex
 
 from data.sources import RECIPES, TXT_MODES, SourceError, hash_bytes, iter_documents
-from tokenizer import EOT, SPLIT_PATTERNS, BasicTokenizer, RegexTokenizer
+from tokenizer import EOT, SPLIT_PATTERNS, BasicTokenizer, RegexTokenizer, SentencePieceTokenizer
+from tokenizer.atomic import write_text_atomic
+from tokenizer.sentencepiece import NORMAL
 from tokenizer.trainer import check_coverage, count_chunks
 
 HELD_OUT_KEEP_BYTES = 4_000_000  # held-out text kept in memory to measure compression
@@ -80,18 +86,42 @@ def build_parser():
     add("--source", "--input", dest="source", nargs="+", required=True,
                    help="text files, directories (read recursively), globs (quote them) or a "
                         f"named corpus ({', '.join(RECIPES)})")
+    add("--type", default="bytelevel", choices=["bytelevel", "sentencepiece"],
+        help="bytelevel (default): GPT-2/GPT-4 style; sentencepiece: Llama 2/Mistral style")
     add("--vocab-size", type=int, default=8192,
-                   help="256 byte tokens + merges; special tokens get ids after (default 8192)")
-    add("--pattern", default="gpt4",
-                   help="split regex: gpt4 (default), gpt2, none (no split: BasicTokenizer), "
-                        "or a regex of your own")
-    add("--special-tokens", nargs="*", default=[EOT],
-                   help="strings that cut the text and get their own ids after the merges "
-                        "(default <|endoftext|>; give the flag with no value for none)")
+                   help="bytelevel: 256 byte tokens + merges, special tokens get ids after; "
+                        "sentencepiece: every piece, <unk> <s> </s> and bytes included "
+                        "(default 8192)")
+    add("--pattern", default=None,
+                   help="bytelevel: split regex: gpt4 (default), gpt2, none (no split: "
+                        "BasicTokenizer), or a regex of your own")
+    add("--special-tokens", nargs="*", default=None,
+                   help="bytelevel: strings that cut the text and get their own ids after the "
+                        "merges (default <|endoftext|>; give the flag with no value for none)")
+    sp = p.add_argument_group("sentencepiece options (spm_train's, same defaults except "
+                              "byte fallback)")
+    sp.add_argument("--byte-fallback", action=argparse.BooleanOptionalAction, default=True,
+                    help="spell characters outside the vocabulary as <0xXX> byte pieces "
+                         "instead of <unk> (default on, as in Llama 2 and Mistral)")
+    sp.add_argument("--character-coverage", type=float, default=0.9995,
+                    help="share of character occurrences whose characters become pieces "
+                         "(default 0.9995)")
+    sp.add_argument("--split-digits", action=argparse.BooleanOptionalAction, default=False,
+                    help="every digit its own piece, as Llama 2 and Mistral (default off)")
+    sp.add_argument("--split-by-whitespace", action=argparse.BooleanOptionalAction, default=True,
+                    help="no piece spans a space inside it (default on)")
+    sp.add_argument("--max-piece-length", type=int, default=16,
+                    help="longest piece in characters (default 16)")
+    sp.add_argument("--user-defined-symbols", nargs="*", default=[],
+                    help="strings always cut out as one piece, never merged")
+    sp.add_argument("--add-dummy-prefix", action=argparse.BooleanOptionalAction, default=True,
+                    help="put a ▁ in front of each text, so a first word is spelled as inside "
+                         "a text (default on)")
     add("--out", default=None,
-                   help="output prefix, e.g. tokenizers/mytok (default tokenizers/bpe<vocab>)")
+                   help="output prefix, e.g. tokenizers/mytok (default tokenizers/bpe<vocab>, "
+                        "or tokenizers/sp<vocab> with --type sentencepiece)")
     add("--workers", type=int, default=os.cpu_count() or 1,
-                   help="processes for chunk counting (default: all cores)")
+                   help="bytelevel: processes for chunk counting (default: all cores)")
     add("--max-bytes", type=int, default=0,
                    help="stop reading after this many bytes of documents (default: read all)")
     add("--txt-mode", "--doc-per", dest="txt_mode", default="file", metavar="MODE",
@@ -116,6 +146,12 @@ def main(argv=None):
 
 
 def run(args):
+    if args.type == "sentencepiece":
+        return run_sentencepiece(args)
+    if args.pattern is None:
+        args.pattern = "gpt4"
+    if args.special_tokens is None:
+        args.special_tokens = [EOT]
     if args.vocab_size < 257:
         raise InputError(f"--vocab-size {args.vocab_size} is too small: it counts the 256 byte "
                          "tokens, so ask for at least 257 to learn any merge")
@@ -165,12 +201,7 @@ def run(args):
     except ValueError as e:  # e.g. two ids with the same bytes: tiktoken can't represent it
         print(f"note: no .tiktoken file: {e}")
 
-    eval_docs = corpus.held_out
-    where = f"{corpus.n_held} held-out documents (hash of text, seed {args.seed})"
-    if not eval_docs:
-        # too few documents to hold any out: say so rather than pretend
-        eval_docs = list(itertools.islice(documents(), 1000))
-        where = "training documents (none were held out: too few documents)"
+    eval_docs, where = held_out_docs(corpus, documents, args.seed)
     n_bytes = sum(len(d.encode("utf-8", "surrogatepass")) for d in eval_docs)
     n_tokens = sum(len(ids) for ids in tok.encode_batch(eval_docs, allowed_special="all"))
     print(f"\ntrained in {t_train:.1f}s (reading+counting {t_count:.1f}s, "
@@ -180,6 +211,75 @@ def run(args):
     if n_tokens:
         print(f"compression: {n_bytes / n_tokens:.3f} bytes/token on {n_bytes:,} bytes of {where}")
     print("wrote " + ", ".join(written))
+    return 0
+
+
+def held_out_docs(corpus, documents, seed):
+    """The documents to measure compression on, and a phrase saying where they come from."""
+    if corpus.held_out:
+        return corpus.held_out, f"{corpus.n_held} held-out documents (hash of text, seed {seed})"
+    # too few documents to hold any out: say so rather than pretend
+    return (list(itertools.islice(documents(), 1000)),
+            "training documents (none were held out: too few documents)")
+
+
+def run_sentencepiece(args):
+    """--type sentencepiece: train, write NAME.model and NAME.vocab, report compression."""
+    for flag, value in (("--pattern", args.pattern), ("--special-tokens", args.special_tokens)):
+        if value is not None:
+            raise InputError(f"{flag} is for --type bytelevel; a SentencePiece model has its "
+                             f"fixed <unk> <s> </s> (use --user-defined-symbols for pieces of "
+                             f"your own)")
+    if not 0 < args.character_coverage <= 1:
+        raise InputError(f"--character-coverage must be in (0, 1], got {args.character_coverage}")
+    if args.max_piece_length < 1:
+        raise InputError(f"--max-piece-length must be >= 1, got {args.max_piece_length}")
+    if not 0 <= args.held_out < 1:
+        raise InputError(f"--held-out must be in [0, 1), got {args.held_out}")
+    if any(not s for s in args.user_defined_symbols):
+        raise InputError("--user-defined-symbols: an empty string cannot be a piece")
+    out = args.out or f"tokenizers/sp{args.vocab_size}"
+    txt_mode = "lines" if args.txt_mode == "line" else args.txt_mode
+
+    def documents():  # paths are checked here, before any work: a typo fails at once
+        return iter_documents(args.source, txt_mode=txt_mode, text_field=args.text_field)
+    documents()
+    print(f"inputs {' '.join(args.source)}; sentencepiece BPE; vocab {args.vocab_size}; "
+          f"byte_fallback {args.byte_fallback}; character_coverage {args.character_coverage}; "
+          f"split_digits {args.split_digits}")
+
+    t0 = time.time()
+    corpus = Corpus(documents(), args.max_bytes, args.held_out, args.seed)
+    tok = SentencePieceTokenizer()
+    try:
+        tok.train(corpus, args.vocab_size, byte_fallback=args.byte_fallback,
+                  character_coverage=args.character_coverage, split_digits=args.split_digits,
+                  split_by_whitespace=args.split_by_whitespace,
+                  max_piece_length=args.max_piece_length,
+                  user_defined_symbols=args.user_defined_symbols,
+                  add_dummy_prefix=args.add_dummy_prefix, progress=True)
+    except ValueError as e:  # vocab_size too small for the specials, bytes and characters
+        raise InputError(f"--vocab-size: {e}") from None
+    if NORMAL not in tok.types:  # any training text keeps at least one character as a piece
+        raise InputError("the inputs hold no text to train on")
+    t_train = time.time() - t0
+
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    tok.save_sentencepiece(f"{out}.model")
+    write_text_atomic(f"{out}.vocab", "".join(f"{p}\t{s:g}\n"
+                                               for p, s in zip(tok.pieces, tok.scores)))
+    eval_docs, where = held_out_docs(corpus, documents, args.seed)
+    n_bytes = sum(len(d.encode("utf-8", "surrogatepass")) for d in eval_docs)
+    n_tokens = sum(map(len, tok.encode_batch(eval_docs)))
+    learned = [p for p, t in zip(tok.pieces, tok.types) if t == NORMAL]
+    n_chars = sum(len(p) == 1 for p in learned)  # merged pieces have two characters or more
+    print(f"\ntrained in {t_train:.1f}s")
+    print(f"bytes seen: {corpus.bytes_seen:,} in {corpus.n_docs:,} documents")
+    print(f"merged pieces: {len(learned) - n_chars:,}; characters: {n_chars:,}; "
+          f"n_vocab {tok.n_vocab}")
+    if n_tokens:
+        print(f"compression: {n_bytes / n_tokens:.3f} bytes/token on {n_bytes:,} bytes of {where}")
+    print(f"wrote {out}.model, {out}.vocab")
     return 0
 
 

@@ -7,6 +7,21 @@ Each document becomes [<|endoftext|>] + encode_ordinary(document): the separator
 document starts, and its text is always encoded as ordinary text, so a document that happens to
 contain the characters "<|endoftext|>" can never smuggle in the special id.
 
+With a SentencePiece tokenizer (Llama 2 / Mistral style) each document becomes [<s>] + ids, the
+Llama convention; <s> is the model's own BOS piece, so nothing is registered. Bits per byte must
+still divide by the text's true UTF-8 bytes, so that they compare with byte-level tokenizers on the
+same text. A `▁` is one space byte and a byte piece one byte, but add_dummy_prefix puts one `▁` in
+front of every document that the text does not have: its first piece (`▁The`) spells one byte
+more than the document. The table cannot see positions, so the correction sits on the one token
+that comes exactly once per document, right before that piece: <s> counts -1 byte
+(sentencepiece_byte_table). Then the tokens of every document add up to exactly its UTF-8 length,
+and the bytes of any run of whole documents are exact; a range that cuts a document between its
+<s> and its first piece (the start or end of an evaluation pass) is off by that one byte. (Exact
+for any range of targets y with inputs x: token_bytes[y] + (y == <s>) - (x == <s> and y != <s>),
+which charges the dummy prefix to the piece that holds it; meta.json's adds_dummy_prefix says
+when.) Empty documents are left out: they have no dummy prefix to pay for (and no text to
+predict).
+
 Which split a document goes to is decided by a hash of its text (data.sources.is_val). If that
 puts no document in val (a tiny corpus, e.g. Shakespeare's 42 works at 0.005), the document with
 the smallest hash goes to val instead, so the val split is never empty. To know which document
@@ -49,7 +64,7 @@ from data.shards import (MANIFEST, ShardError, dtype_for_vocab, read_manifest, s
                          write_manifest, write_shard)
 from data.sources import (RECIPES, TXT_MODES, SourceError, describe_skipped, expand_paths,
                           hash_bytes, is_recipe, iter_documents)
-from tokenizer import EOT, PRETRAINED, TokenizerLoadError, load_any
+from tokenizer import EOT, PRETRAINED, SentencePieceTokenizer, TokenizerLoadError, load_any
 
 BATCH_CHARS = 1 << 19  # text per task sent to a worker: large enough to amortise the pickling
 
@@ -140,6 +155,8 @@ def _encoded_batches(batches, encoder, eot_id, table, workers):
 
 def _fast_encoder(tok):
     """tiktoken's Encoding with our exact ids when the vocabulary allows it, else the tokenizer."""
+    if isinstance(tok, SentencePieceTokenizer):  # scores, not ranks: tiktoken cannot encode it
+        return tok
     try:
         return tok.to_tiktoken()
     except (ValueError, ImportError) as e:
@@ -319,6 +336,8 @@ def tokenizer_sha256(spec, tok=None) -> str:
     if path.is_file():
         return hashlib.sha256(path.read_bytes()).hexdigest()
     tok = tok if tok is not None else load_tokenizer(spec)
+    if isinstance(tok, SentencePieceTokenizer):
+        return hashlib.sha256(tok.to_bytes()).hexdigest()
     with tempfile.TemporaryDirectory() as d:
         tok.save(os.path.join(d, "t"))
         return hashlib.sha256(Path(d, "t.model").read_bytes()).hexdigest()
@@ -330,6 +349,22 @@ def token_byte_table(tok, n_vocab):
     table = np.zeros(n_vocab, dtype=np.int32)
     for idx, token in tok.vocab.items():
         table[idx] = len(token)
+    return table
+
+
+def sentencepiece_byte_table(tok):
+    """int32 [n_vocab]: the UTF-8 bytes each id adds to a document written as [<s>] + ids.
+
+    A piece counts the bytes it decodes to (`▁` a space, a byte piece its byte), control pieces
+    0, and <unk> 0: it stands for text it cannot spell (the byte check in _encode_into then
+    refuses the corpus). With add_dummy_prefix, <s> counts -1: every non-empty document's first
+    piece carries the dummy-prefix `▁`, one byte its text does not have (see the module
+    docstring).
+    """
+    table = token_byte_table(tok, tok.n_vocab)
+    table[tok.unk_id] = 0
+    if tok.adds_dummy_prefix:
+        table[tok.bos_id] = -1
     return table
 
 
@@ -392,14 +427,26 @@ def prepare(tokenizer, sources, out_dir, *, val_fraction=0.005, shard_tokens=100
     if skipped:
         print(f"note: reading directories, {describe_skipped(skipped)}", file=sys.stderr)
 
-    registered = EOT not in tok.special_tokens
-    if registered:
-        tok.register_special_tokens({EOT: tok.n_vocab})
-    eot_id, n_vocab = tok.special_tokens[EOT], tok.n_vocab
+    sentencepiece = isinstance(tok, SentencePieceTokenizer)
+    if sentencepiece:
+        if tok.bos_id is None:
+            raise PrepareError(f"--tokenizer {tokenizer}: this SentencePiece model has no <s> "
+                               f"control piece to start documents with; train one with "
+                               f"train_tokenizer.py --type sentencepiece")
+        registered, eot_id = False, tok.bos_id
+        table = sentencepiece_byte_table(tok)
+    else:
+        registered = EOT not in tok.special_tokens
+        if registered:
+            tok.register_special_tokens({EOT: tok.n_vocab})
+        eot_id = tok.special_tokens[EOT]
+        table = token_byte_table(tok, tok.n_vocab)
+    n_vocab = tok.n_vocab
     dtype = dtype_for_vocab(n_vocab)
-    table = token_byte_table(tok, n_vocab)
     docs = iter_documents(plan, txt_mode=txt_mode, separator=separator, text_field=text_field,
                           max_documents=max_documents)
+    if sentencepiece:
+        docs = (d for d in docs if d)  # no text, no dummy prefix (see the module docstring)
 
     tmp = _partial_dir(out_dir)
     try:
@@ -416,10 +463,15 @@ def prepare(tokenizer, sources, out_dir, *, val_fraction=0.005, shard_tokens=100
         meta = {
             "format": "vocablab-shards", "version": 1,
             "tokenizer": {"path": str(tokenizer), "pretrained": _pretrained_name(tokenizer, tok),
-                          "sha256": tok_sha, "pattern": tok.pattern,
+                          "kind": "sentencepiece" if sentencepiece else "bytelevel",
+                          # token_bytes[doc_start_id] is then -1 (see the module docstring)
+                          "adds_dummy_prefix": sentencepiece and tok.adds_dummy_prefix,
+                          "sha256": tok_sha, "pattern": getattr(tok, "pattern", None),
                           "special_tokens": dict(tok.special_tokens),
                           "eot_registered_by_prepare": registered},
-            "vocab_size": n_vocab, "eot_id": eot_id, "dtype": dtype,
+            # eot_id: the id in front of every document (<|endoftext|>, or <s>); doc_start_id
+            # says the same under the name that fits both conventions
+            "vocab_size": n_vocab, "eot_id": eot_id, "doc_start_id": eot_id, "dtype": dtype,
             "token_bytes": "token_bytes.npy", "splits": splits,
             "sources": [str(s) for s in sources], "val_fraction": val_fraction,
         }
@@ -453,7 +505,7 @@ def _encode_into(out_dir, docs, tok, table, eot_id, dtype, *, val_fraction, shar
             seen += int(nbytes.sum())
             spelled += batch_spelled
             if spelled != seen:
-                raise PrepareError(_dropped_text(tok_label, tok.pattern, seen, spelled))
+                raise PrepareError(_dropped_text(tok_label, tok, seen, spelled))
             ends = np.cumsum(lens)
             for h, nb, end, n in zip(hashes, nbytes, ends, lens):
                 doc_tokens = tokens[end - n:end]
@@ -480,8 +532,15 @@ def _encode_into(out_dir, docs, tok, table, eot_id, dtype, *, val_fraction, shar
     return {s: w.summary() for s, w in writers.items()}
 
 
-def _dropped_text(tok_label, pattern, seen, spelled) -> str:
+def _dropped_text(tok_label, tok, seen, spelled) -> str:
     share = (seen - spelled) / seen
+    if isinstance(tok, SentencePieceTokenizer):
+        return (f"tokenizer {tok_label} does not spell the text exactly (its tokens stand for "
+                f"{spelled:,} bytes where the first documents hold {seen:,}): it writes unknown characters as <unk> or its "
+                f"normalizer changes whitespace, so bits per byte would be measured on other "
+                f"text than the corpus; train one with train_tokenizer.py --type sentencepiece "
+                f"(byte fallback on)")
+    pattern = tok.pattern
     return (f"tokenizer {tok_label} drops {share:.2%} of the text's bytes (in the first "
             f"{seen:,} bytes read): its split pattern {pattern!r} does not match every "
             f"character, so bytes/token and bits per byte would be measured on other text than "

@@ -138,7 +138,11 @@ def read_manifest(out_dir) -> dict:
 
 
 def load_token_bytes(out_dir) -> np.ndarray:
-    """int32 [vocab_size]: UTF-8 bytes each id stands for (0 for specials), for bits per byte."""
+    """int32 [vocab_size]: UTF-8 bytes each id stands for (0 for specials), for bits per byte.
+
+    With a SentencePiece tokenizer, <s> holds -1: it pays for the dummy-prefix `▁` of the
+    document it starts (see data/prepare.py), so every document sums to its UTF-8 length.
+    """
     meta = read_manifest(out_dir)
     path = Path(out_dir) / meta["token_bytes"]
     try:

@@ -17,7 +17,7 @@ import data.prepare
 from data.prepare import EOT, build_parser, main, prepare, tokenizer_sha256
 from data.shards import read_manifest, read_shard
 from data.sources import is_val
-from tokenizer import GPT4Tokenizer, RegexTokenizer, load
+from tokenizer import GPT4Tokenizer, RegexTokenizer, SentencePieceTokenizer, load
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [f"Document {i}: " + "the quick brown fox jumps over the lazy dog " * (i % 7 + 1)
@@ -314,3 +314,18 @@ def test_a_file_wins_over_a_pretrained_name(tmp_path, tok_path, corpus, monkeypa
     assert meta["tokenizer"]["sha256"] == hashlib.sha256(tok_path.read_bytes()).hexdigest()
     assert meta["vocab_size"] == load(tok_path).n_vocab + 1  # <|endoftext|> added
     assert meta["tokenizer"]["special_tokens"] == {EOT: 280}
+
+
+def test_sentencepiece_tokenizer_with_two_workers(tmp_path, corpus):
+    tok = SentencePieceTokenizer().train(DOCS, 320)
+    tok.save_sentencepiece(tmp_path / "sp.model")
+    status, out, err = run("--tokenizer", tmp_path / "sp.model", "--source", corpus,
+                           "--out", tmp_path / "out", "--val-fraction", "0.2", "--workers", "2")
+    assert status == 0, err
+    assert "train:" in out and "val:" in out
+    meta = read_manifest(tmp_path / "out")
+    assert meta["tokenizer"]["kind"] == "sentencepiece" and meta["doc_start_id"] == tok.bos_id
+    tokens = np.concatenate([read_shard(tmp_path / "out" / s) for split in ("train", "val")
+                             for s in meta["splits"][split]["shards"]])
+    assert len(tokens) == sum(1 + len(tok.encode(d)) for d in DOCS)
+    assert (tokens == tok.bos_id).sum() == len(DOCS)

@@ -7,23 +7,17 @@ data/cache/mistral-common/) are optional: the tests that need them skip without 
 """
 import inspect
 import random
-import subprocess
-import sys
-import zipfile
 
 import pytest
 
 from tokenizer import protobuf
 from tokenizer.protobuf import Field
-from tokenizer.sentencepiece import (BYTE, CONTROL, NORMAL, UNKNOWN, UNUSED, USER_DEFINED,
-                                     SentencePieceTokenizer, byte_piece, is_sentencepiece_model)
+from tokenizer.sentencepiece import (BYTE, CONTROL, MISTRAL_MODELS, NORMAL, UNKNOWN, UNUSED,
+                                     USER_DEFINED, SentencePieceTokenizer, byte_piece,
+                                     is_sentencepiece_model, mistral_model_path)
 
 from conftest import ROOT
 
-MISTRAL_REQ = "mistral-common==1.13.1"
-MISTRAL_WHEEL = "mistral_common-1.13.1-py3-none-any.whl"
-MISTRAL_MODELS = {"v1": "mistral_common/data/tokenizer.model.v1",
-                  "v7": "mistral_common/data/mistral_instruct_tokenizer_241114.model.v7"}
 
 # ---- the protobuf wire format ----------------------------------------------------------------
 
@@ -241,31 +235,14 @@ def spm():
     return pytest.importorskip("sentencepiece")
 
 
-@pytest.fixture(scope="session")
-def mistral_wheel():
-    """The mistral-common wheel, downloaded once per machine into data/cache/mistral-common/."""
-    dest = ROOT / "data" / "cache" / "mistral-common" / MISTRAL_WHEEL
-    if not dest.is_file():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-input", "-q",
-               "--disable-pip-version-check", MISTRAL_REQ, "-d", str(dest.parent)]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            pytest.skip(f"could not download {MISTRAL_REQ}: {e}")
-        if proc.returncode != 0 or not dest.is_file():
-            pytest.skip(f"could not download {MISTRAL_REQ} (no network or index?)")
-    return dest
-
-
 @pytest.fixture(scope="session", params=sorted(MISTRAL_MODELS))
-def mistral_file(request, mistral_wheel, tmp_path_factory):
-    """One Mistral .model file, taken out of the wheel."""
-    with zipfile.ZipFile(mistral_wheel) as z:
-        data = z.read(MISTRAL_MODELS[request.param])
-    path = tmp_path_factory.mktemp("mistral") / f"mistral_{request.param}.model"
-    path.write_bytes(data)
-    return path
+def mistral_file(request):
+    """One Mistral .model file, out of the mistral-common wheel (downloaded once per checkout
+    into data/cache/mistral-common/)."""
+    try:
+        return mistral_model_path(request.param, cache=ROOT / "data" / "cache")
+    except OSError as e:
+        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="session")
@@ -547,3 +524,14 @@ def test_training_matches_spm_train_on_random_tiny_corpora(spm, tmp_path):
             **options)
         ref = SentencePieceTokenizer.load(tmp_path / "ref.model")
         assert (ours.pieces, ours.scores) == (ref.pieces, ref.scores), (seed, config)
+
+
+def test_mistral_model_path_refuses_a_wheel_that_is_not_the_pinned_one(tmp_path):
+    fake = tmp_path / "mistral-common" / "mistral_common-1.13.1-py3-none-any.whl"
+    fake.parent.mkdir()
+    fake.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: a different file
+    with pytest.raises(OSError, match="sha256"):
+        mistral_model_path("v1", cache=tmp_path)
+    assert not (tmp_path / "mistral-common" / "mistral_v1.model").exists()
+    with pytest.raises(ValueError, match="v1, v7"):
+        mistral_model_path("v2", cache=tmp_path)

@@ -4,8 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from data.sources import hash_bytes
-from tokenizer import GPT4_SPLIT_PATTERN, load
+import pytest
+
+from data.sources import hash_bytes, iter_documents
+from tokenizer import GPT4_SPLIT_PATTERN, SentencePieceTokenizer, load
 from tokenizer.reference import reference_train_bpe
 from tokenizer.trainer import count_chunks
 
@@ -120,3 +122,53 @@ def test_bad_special_tokens_and_text_dropping_pattern_are_refused(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "--pattern" in r.stderr and "in no chunk" in r.stderr and "%" in r.stderr
     assert not list(tmp_path.glob("t.*"))  # nothing written
+
+
+def stdlib_docs_dir(tmp_path):
+    """A few standard-library files: a small local corpus of real code and prose."""
+    src = Path(json.__file__).parent
+    dest = tmp_path / "corpus"
+    dest.mkdir()
+    for f in sorted(src.glob("*.py")):
+        (dest / (f.stem + ".txt")).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    return dest
+
+
+def test_sentencepiece_type_trains_what_the_library_trains_and_sentencepiece_agrees(tmp_path):
+    corpus = stdlib_docs_dir(tmp_path)
+    out = tmp_path / "sp" / "t"
+    r = run_cli("--type", "sentencepiece", "--input", corpus, "--vocab-size", 600,
+                "--split-digits", "--held-out", 0, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "merged pieces" in r.stdout and "bytes/token" in r.stdout and "merging" in r.stderr
+    tok = load(f"{out}.model")
+    assert isinstance(tok, SentencePieceTokenizer) and tok.n_vocab == 600
+    assert tok.trainer_spec["split_digits"] is True
+    # the CLI learns what the library call learns from the same documents
+    docs = list(iter_documents([str(corpus)]))
+    expected = SentencePieceTokenizer().train(docs, 600, split_digits=True)
+    assert tok.pieces == expected.pieces and tok.scores == expected.scores
+    vocab_lines = (tmp_path / "sp" / "t.vocab").read_text(encoding="utf-8").splitlines()
+    assert [line.split("\t")[0] for line in vocab_lines] == tok.pieces
+    sample = "def f(x):\n    return 12345 + x  # café 東京 🙂\n"
+    assert tok.decode(tok.encode(sample)) == sample
+    spm = pytest.importorskip("sentencepiece")
+    ref = spm.SentencePieceProcessor(model_file=f"{out}.model")
+    for text in [sample, *docs]:
+        assert tok.encode(text) == ref.encode(text)
+
+
+def test_sentencepiece_type_refuses_byte_level_options(tmp_path):
+    corpus = stdlib_docs_dir(tmp_path)
+    r = run_cli("--type", "sentencepiece", "--input", corpus, "--pattern", "gpt2",
+                "--out", tmp_path / "t")
+    assert r.returncode == 2 and "--pattern" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("--type", "sentencepiece", "--input", corpus, "--vocab-size", 100,
+                "--out", tmp_path / "t")
+    assert r.returncode == 2 and "--vocab-size" in r.stderr and "too small" in r.stderr
+    assert not (tmp_path / "t.model").exists()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "a.txt").write_text("", encoding="utf-8")
+    r = run_cli("--type", "sentencepiece", "--input", tmp_path / "empty", "--out", tmp_path / "t")
+    assert r.returncode == 2 and "no text to train on" in r.stderr
+    assert not (tmp_path / "t.model").exists()

@@ -8,8 +8,9 @@ Read in this order; each file imports only files before it:
   trainer.py      the fast trainer, with exactly the reference's merges
   fastpath.py     when tiktoken's Rust encoder gives exactly our ids
   atomic.py       writes that never leave half a file
-  protobuf.py, sentencepiece.py    the other family, SentencePiece BPE (Llama 2 / Mistral): code
-                  points first, bytes only as fallback, scores instead of merge ranks
+  protobuf.py, sentencepiece_trainer.py, sentencepiece.py    the other family, SentencePiece
+                  BPE (Llama 2 / Mistral): code points first, bytes only as fallback, scores
+                  instead of merge ranks; its trainer first, as for byte-level BPE
   model_file.py, hf.py    files: the .model format (ours, minbpe's, SentencePiece's), tokenizer.json
   base.py         the Tokenizer class that ties these together (train, encode, decode, save)
   basic.py, regex.py                 the two kinds: no split pattern, a split pattern

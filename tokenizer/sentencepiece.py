@@ -32,8 +32,9 @@ pieces that formed them; BYTE pieces are the fallback above; UNKNOWN is `<unk>`.
 
 `SentencePieceTokenizer` reproduces the sentencepiece library's encode and decode for BPE models
 with the identity normalizer (the one Llama 2 and Mistral use), trains such models as spm_train
-does (`train`), and writes `.model` files the library loads (`save_sentencepiece`). The file is
-parsed by protobuf.py, with no dependency on the library or on protobuf.
+does (`train`; the merges are learned in sentencepiece_trainer.py), and writes `.model` files
+the library loads (`save_sentencepiece`). The file is parsed by protobuf.py, with no
+dependency on the library or on protobuf.
 
 Why no save_hf: Hugging Face's BPE applies a ranked list of *pairs*, SentencePiece a score per
 *piece*. When one piece can form from two pairs at once ([a, aa, a] -> "aaa" at 0 or at 1),
@@ -41,22 +42,22 @@ SentencePiece takes the leftmost, Hugging Face the better-ranked pair; and piece
 score (Mistral's whitespace runs, all at -1e9) tie by position here but by rank there. A
 tokenizer.json can only approximate these models.
 """
-import gc
+import hashlib
 import heapq
-import itertools
 import operator
 import os
 import re
-import struct
-from collections import Counter
+import subprocess
+import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
-import numpy as np
-
 from . import protobuf
+from .atomic import atomic_writer
+from .bpe import fix_surrogates
 from .protobuf import Field
-
-SPACE = "\u2581"  # ▁, what a space becomes inside a piece
+from .sentencepiece_trainer import SPACE, learn_pieces
 
 # piece types (ModelProto.SentencePiece.Type)
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
@@ -156,16 +157,6 @@ def _spm_utf8_decode(data: bytes) -> str:
         out.append("\ufffd" if ch is None else ch)
         i += 1 if ch is None else n
     return "".join(out)
-
-
-def _fix_surrogates(text: str) -> str:
-    """Lone surrogates have no UTF-8 form (the sentencepiece library refuses such a str); as
-    everywhere in vocablab, a surrogate pair becomes its character and a lone one U+FFFD."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 class SentencePieceTokenizer:
@@ -337,6 +328,11 @@ class SentencePieceTokenizer:
         """Number of pieces: the rows an embedding table needs."""
         return len(self.pieces)
 
+    @property
+    def adds_dummy_prefix(self):
+        """Whether encoding puts a ▁ the text does not have in front of every non-empty text."""
+        return bool(self._normalizer("add_dummy_prefix"))
+
     def piece_to_id(self, piece):
         """The library's lookup: reserved pieces first, then the others, else <unk>."""
         i = self._reserved.get(piece)
@@ -369,7 +365,7 @@ class SentencePieceTokenizer:
         the normalizer spec apply. Space means ' ' only: tabs and newlines are ordinary
         characters (Mistral spells them with byte pieces).
         """
-        text = _fix_surrogates(text)
+        text = fix_surrogates(text)  # the library refuses lone surrogates
         remove_extra = self._normalizer("remove_extra_whitespaces")
         space = SPACE if self._normalizer("escape_whitespaces") else " "
         dummy = space if self._normalizer("add_dummy_prefix") else ""
@@ -570,7 +566,7 @@ class SentencePieceTokenizer:
     def train(self, text_or_docs, vocab_size, *, byte_fallback=True, character_coverage=0.9995,
               split_digits=False, split_by_whitespace=True, max_piece_length=16,
               user_defined_symbols=(), add_dummy_prefix=True, allow_whitespace_only_pieces=False,
-              verbose=False):
+              verbose=False, progress=False):
         """Learn a SentencePiece BPE model of `vocab_size` pieces in all, as spm_train would.
 
         text_or_docs: a str or an iterable of str documents; each line is a sentence, as in
@@ -579,19 +575,65 @@ class SentencePieceTokenizer:
         script data; it is off here), normalizers other than identity, removing extra spaces,
         sampling sentences; and no line is skipped for length (spm_train drops lines over
         max_sentence_length, 4192 bytes by default).
-        The merges are greedy and exact (see bpe_merges); spm_train instead re-ranks only its
+        The merges are greedy and exact (see sentencepiece_trainer.bpe_merges); spm_train instead re-ranks only its
         most frequent pairs every 100 merges, so on large corpora the two can part ways.
         """
         if not isinstance(vocab_size, int) or vocab_size < 1:
             raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
-        pieces, trainer, normalizer = _train(
-            text_or_docs, vocab_size, byte_fallback=byte_fallback,
+        pieces, trainer, normalizer = base_model(byte_fallback, tuple(user_defined_symbols),
+                                                 add_dummy_prefix)
+        base = SentencePieceTokenizer(pieces, trainer, normalizer)
+        merged, chars = learn_pieces(
+            base.training_sentences(text_or_docs), vocab_size, len(pieces),
             character_coverage=character_coverage, split_digits=split_digits,
             split_by_whitespace=split_by_whitespace, max_piece_length=max_piece_length,
-            user_defined_symbols=tuple(user_defined_symbols), add_dummy_prefix=add_dummy_prefix,
-            allow_whitespace_only_pieces=allow_whitespace_only_pieces, verbose=verbose)
+            allow_whitespace_only_pieces=allow_whitespace_only_pieces, verbose=verbose,
+            progress=progress)
+        taken = {p for p, _, _ in pieces}
+        new = [p for p in merged + chars if p not in taken]  # a user symbol may also be a char
+        pieces += [(p, -float(k), NORMAL) for k, p in enumerate(new)]
+        trainer.update(vocab_size=len(pieces), character_coverage=character_coverage,
+                       split_digits=split_digits, split_by_whitespace=split_by_whitespace,
+                       max_sentencepiece_length=max_piece_length,
+                       allow_whitespace_only_pieces=allow_whitespace_only_pieces,
+                       split_by_unicode_script=False)
         self.__init__(pieces, trainer, normalizer, name=self.name)
         return self
+
+    def training_sentences(self, text_or_docs):
+        """Yield the normalized sentences training counts: each line of each document, as
+        spm_train reads its input, with spaces as ▁ and the dummy prefix, cut at user-defined
+        symbols (they are frozen when encoding, so no merge may cross or enter them). Newlines
+        are therefore never inside a piece: encoding spells them with byte pieces, as Llama and
+        Mistral do."""
+        docs = [text_or_docs] if isinstance(text_or_docs, str) else text_or_docs
+        # the usual case, done a document at a time: what normalize() does to each line
+        simple = self._units is None and not self._normalizer("remove_extra_whitespaces") \
+            and self._normalizer("escape_whitespaces")
+        dummy = SPACE if self._normalizer("add_dummy_prefix") else ""
+        as_suffix = self._trainer("treat_whitespace_as_suffix")
+        for doc in docs:
+            if simple:
+                for line in fix_surrogates(doc).replace(" ", SPACE).split("\n"):
+                    if line:
+                        yield line + dummy if as_suffix else dummy + line
+                continue
+            for line in doc.split("\n"):
+                normalized = self.normalize(line)
+                if self._units is None:
+                    if normalized:
+                        yield normalized
+                    continue
+                part = []
+                for unit, is_user in self._split_units(normalized):
+                    if is_user:
+                        if part:
+                            yield "".join(part)
+                        part = []
+                    else:
+                        part.append(unit)
+                if part:
+                    yield "".join(part)
 
     def truncated(self, vocab_size):
         """A trained model cut to `vocab_size`: equal to training at that size.
@@ -627,18 +669,64 @@ class SentencePieceTokenizer:
 
     def save_sentencepiece(self, path):
         """Write a `.model` file the sentencepiece library loads (atomically: temp + rename)."""
-        path = Path(path)
-        data = self.to_bytes()
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with atomic_writer(path) as f:
+            f.write(self.to_bytes())
+
+
+# ---- the Mistral 7B tokenizers, fetched from the package index ----------------------------------
+
+MISTRAL_REQ = "mistral-common==1.13.1"
+MISTRAL_WHEEL = "mistral_common-1.13.1-py3-none-any.whl"
+# sha256 of the wheel on PyPI: pip checks the index's hash, this also guards a mirror's copy
+MISTRAL_WHEEL_SHA256 = "98b4d0755b8d90bf4691fa8f1b70cb3b4a8cd4dc1653c4ed08ef3d1c7d2c29af"
+MISTRAL_MODELS = {"v1": "mistral_common/data/tokenizer.model.v1",  # Mistral 7B v0.1, 32000 pieces
+                  "v7": "mistral_common/data/mistral_instruct_tokenizer_241114.model.v7"}  # 32768
+
+
+def mistral_model_path(version="v1", cache=None) -> Path:
+    """The Mistral 7B tokenizer's `.model` file, taken out of the mistral-common wheel.
+
+    The wheel is fetched once with `pip download` (wherever pip reaches an index or mirror),
+    checked against its pinned sha256 and kept in CACHE/mistral-common/, with the model file
+    beside it. CACHE: `cache`, else $VOCABLAB_CACHE, else ~/.cache/vocablab (data.sources'
+    rule). Raises OSError with a one-line reason when the wheel cannot be had.
+    """
+    if version not in MISTRAL_MODELS:
+        raise ValueError(f"unknown Mistral tokenizer version {version!r}; choose one of "
+                         f"{', '.join(MISTRAL_MODELS)}")
+    cache = Path(cache or os.environ.get("VOCABLAB_CACHE") or Path.home() / ".cache" / "vocablab")
+    folder = cache / "mistral-common"
+    dest = folder / f"mistral_{version}.model"
+    if dest.is_file():
+        return dest
+    wheel = folder / MISTRAL_WHEEL
+    if not wheel.is_file():
+        _download_wheel(wheel)
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    if digest != MISTRAL_WHEEL_SHA256:
+        raise OSError(f"{wheel}: sha256 {digest}, expected {MISTRAL_WHEEL_SHA256}; delete it "
+                      f"and try again")
+    with zipfile.ZipFile(wheel) as z, atomic_writer(dest) as f:
+        f.write(z.read(MISTRAL_MODELS[version]))
+    return dest
+
+
+def _download_wheel(wheel):
+    wheel.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=wheel.parent) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-input",
+               "--disable-pip-version-check", "-q", MISTRAL_REQ, "-d", tmp]
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise OSError(f"could not run pip to download {MISTRAL_REQ}: {e}") from None
+        got = Path(tmp) / MISTRAL_WHEEL
+        if proc.returncode != 0 or not got.is_file():
+            said = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise OSError(f"could not download {MISTRAL_REQ} with pip (is a package index "
+                          f"reachable?). pip said: {' | '.join(said) or 'nothing'}. Or put "
+                          f"{MISTRAL_WHEEL} at {wheel} by hand.")
+        os.replace(got, wheel)
 
 
 def _short_name(path):
@@ -646,7 +734,7 @@ def _short_name(path):
     return name[:-len(".model")] if name.endswith(".model") else name
 
 
-# ---- training --------------------------------------------------------------------------------
+# ---- the layout of a trained model --------------------------------------------------------------
 #
 # The vocabulary spm_train --model_type=bpe builds, in its order:
 #   <unk> <s> </s>, the user-defined symbols, the 256 byte pieces (with byte_fallback),
@@ -664,271 +752,4 @@ def base_model(byte_fallback=True, user_defined_symbols=(), add_dummy_prefix=Tru
         trainer["user_defined_symbols"] = list(dict.fromkeys(user_defined_symbols))
     normalizer = dict(name="identity", add_dummy_prefix=add_dummy_prefix,
                       remove_extra_whitespaces=False)
-    return pieces, trainer, normalizer
-
-
-def training_sentences(text_or_docs, tok):
-    """Yield the normalized sentences training counts: each line of each document, as spm_train
-    reads its input, with spaces as ▁ and the dummy prefix, cut at user-defined symbols (they
-    are frozen when encoding, so no merge may cross or enter them). Newlines are therefore
-    never inside a piece: encoding spells them with byte pieces, as Llama and Mistral do."""
-    docs = [text_or_docs] if isinstance(text_or_docs, str) else text_or_docs
-    # the usual case, done a document at a time: what normalize() does to each line
-    simple = tok._units is None and not tok._normalizer("remove_extra_whitespaces") \
-        and tok._normalizer("escape_whitespaces")
-    dummy = SPACE if tok._normalizer("add_dummy_prefix") else ""
-    as_suffix = tok._trainer("treat_whitespace_as_suffix")
-    for doc in docs:
-        if simple:
-            for line in _fix_surrogates(doc).replace(" ", SPACE).split("\n"):
-                if line:
-                    yield line + dummy if as_suffix else dummy + line
-            continue
-        for line in doc.split("\n"):
-            normalized = tok.normalize(line)
-            if tok._units is None:
-                if normalized:
-                    yield normalized
-                continue
-            part = []
-            for unit, is_user in tok._split_units(normalized):
-                if is_user:
-                    if part:
-                        yield "".join(part)
-                    part = []
-                else:
-                    part.append(unit)
-            if part:
-                yield "".join(part)
-
-
-def kept_characters(char_counts, character_coverage):
-    """The characters that become pieces, most frequent first (ties: lower code point first),
-    until they cover `character_coverage` of all character occurrences (spm_train's rule:
-    a character is added while the share covered *before* it is still below the target)."""
-    total = sum(char_counts.values())
-    kept, covered = [], 0
-    # spm_train stores the coverage as a float32; compare against that same value
-    target = struct.unpack("<f", struct.pack("<f", character_coverage))[0]
-    for ch, n in sorted(char_counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        if total and covered / total >= target:
-            break
-        kept.append(ch)
-        covered += n
-    return kept
-
-
-def bpe_merges(word_counts, n_merges, valid, verbose=False):
-    """Greedy BPE over code points: the list of merged pieces, in merge order.
-
-    word_counts: {word: count}, a word being a run of characters no merge may cross.
-    valid(piece): whether a merged piece is allowed (length, ▁ placement).
-    Each step merges the most frequent adjacent pair of symbols, overlapping occurrences
-    counted as spm_train counts them ("aaa" holds (a, a) twice). Ties: the shorter piece,
-    then the smaller piece string (code point order), then the smaller left part.
-    As in spm_train, a pair spelling a piece that already exists (("aa", "a") after
-    ("a", "aa")) is dropped, never merged.
-
-    Speed, as in trainer.py: every symbol (character or merged piece) gets an id, and a word
-    is a str whose characters are those ids, so finding a pair is str.find and merging it
-    everywhere in a word is str.replace (left to right, non-overlapping: the merge rule).
-    Pair counts are updated per merge from the neighbours of each occurrence only, and the
-    best pair comes from a heap with lazy invalidation: a merge only lowers the counts of
-    existing pairs (new pairs hold the new, unique piece), so each entry is an upper bound
-    and a popped entry whose count is stale is pushed back with its true count.
-    """
-    alphabet = sorted({ch for word in word_counts for ch in word})
-    pieces = list(alphabet)  # id -> piece string
-    to_id = {ord(ch): i for i, ch in enumerate(alphabet)}
-    words = [word.translate(to_id) for word in word_counts]
-    freqs = list(word_counts.values())
-    counts, where = initial_pairs(words, freqs)
-
-    def entry(pair, n):
-        left, right = pieces[ord(pair[0])], pieces[ord(pair[1])]
-        return (-n, len(left) + len(right), left + right, left, pair)
-
-    heap = [entry(pair, n) for pair, n in counts.items()
-            if valid(pieces[ord(pair[0])] + pieces[ord(pair[1])])]
-    heapq.heapify(heap)
-    merged, have = [], set()
-    gc_was_on = gc.isenabled()
-    gc.disable()  # many small long-lived lists: collections would only rescan them
-    try:
-        while heap and len(merged) < n_merges:
-            neg, size, piece, left, pair = heapq.heappop(heap)
-            n = counts.get(pair, 0)
-            if n != -neg:  # stale: the count went down since this entry was pushed
-                if n > 0:
-                    heapq.heappush(heap, (-n, size, piece, left, pair))
-                continue
-            if piece in have:  # the same string reached by another split: spm_train drops it
-                continue
-            have.add(piece)
-            merged.append(piece)
-            if verbose and len(merged) % 1000 == 0:
-                print(f"merge {len(merged)}/{n_merges}: {piece!r} x{n}")
-            X = chr(len(pieces))
-            pieces.append(piece)
-            for new_pair, (n_new, *in_words) in _merge_pair(pair, X, words, freqs,
-                                                             where.pop(pair), counts):
-                counts[new_pair] = n_new  # kept at 0 too: see the end
-                if n_new > 0:
-                    where[new_pair] = in_words
-                    if valid(pieces[ord(new_pair[0])] + pieces[ord(new_pair[1])]):
-                        heapq.heappush(heap, entry(new_pair, n_new))
-            del counts[pair]
-    finally:
-        if gc_was_on:
-            gc.enable()
-    if len(merged) < n_merges:
-        # Out of pairs (a tiny corpus): spm_train goes on adding pairs that once occurred but
-        # were merged away, count 0, shortest then smallest first; so do we.
-        spent = {pieces[ord(p[0])] + pieces[ord(p[1])] for p, n in counts.items() if n == 0}
-        spent = sorted((p for p in spent if p not in have and valid(p)), key=lambda p: (len(p), p))
-        merged += spent[:n_merges - len(merged)]
-    return merged
-
-
-def initial_pairs(words, freqs):
-    """Count every adjacent pair of every word once, in numpy (a Python loop over ~3M pairs
-    takes seconds): ({pair: count}, {pair: [word index, ...]}), a pair being 2 id-characters."""
-    if not words:
-        return {}, {}
-    lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-    flat = np.frombuffer("".join(words).encode("utf-32-le", "surrogatepass"),
-                         dtype=np.uint32).astype(np.int64)
-    word = np.repeat(np.arange(len(words)), lens)
-    inside = word[:-1] == word[1:]  # no pair straddles two words
-    keys = (flat[:-1] << 21 | flat[1:])[inside]  # ids are code points: 21 bits each
-    word = word[:-1][inside]
-    if len(keys) == 0:
-        return {}, {}
-    order = np.argsort(keys, kind="stable")
-    keys, word = keys[order], word[order]
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    totals = np.add.reduceat(np.asarray(freqs, dtype=np.int64)[word], starts).tolist()
-    pairs = [chr(k >> 21) + chr(k & 0x1FFFFF) for k in keys[starts].tolist()]
-    word = word.tolist()
-    bounds = [*starts.tolist(), len(word)]
-    where = {p: word[i:j] for p, i, j in zip(pairs, bounds, bounds[1:])}
-    return dict(zip(pairs, totals)), where
-
-
-def _merge_pair(ab, X, words, freqs, in_words, counts):
-    """Replace the pair ab by the symbol X in the words listed; return the new pairs as
-    [(pair, [count, word, word, ...])] (a word may repeat: the later visit finds nothing).
-
-    Around each occurrence, (p, a) and (b, q) vanish and (p, X) and (X, q) appear, so the
-    counts of the vanishing pairs drop by what the new ones gather, once per neighbour after
-    the scan. In a run like "abab" the second occurrence's left neighbour is the first one's
-    X: the (X, a) counted at the first occurrence is really (X, X).
-    """
-    a, b = ab
-    before, after = {}, {}
-    for wi in in_words:
-        s = words[wi]
-        i = s.find(ab)
-        if i < 0:  # merged away here by an earlier merge
-            continue
-        f, size, end = freqs[wi], len(s), -1
-        while i >= 0:
-            if i:
-                e = before.setdefault(X if i == end else s[i - 1], [0])
-                e[0] += f
-                e.append(wi)
-            end = i + 2
-            if end < size:
-                e = after.setdefault(s[end], [0])
-                e[0] += f
-                e.append(wi)
-            i = s.find(ab, end)
-        words[wi] = s.replace(ab, X)
-    for q, e in after.items():
-        counts[b + q] -= e[0]
-    for p, e in before.items():
-        if p != X:
-            counts[p + a] -= e[0]
-    if X in before:
-        after[a][0] -= before[X][0]
-    return [(p + X, e) for p, e in before.items()] + [(X + q, e) for q, e in after.items()]
-
-
-def piece_validator(*, split_by_whitespace, max_piece_length, allow_whitespace_only_pieces):
-    """spm_train's rules for which merged pieces may exist (its IsValidSentencePiece), less
-    the rules about characters, which _train applies by cutting words (unknown characters
-    and, with split_digits, digits never join a piece), and less split_by_unicode_script,
-    which needs Unicode script data Python does not ship."""
-    def valid(piece):
-        if len(piece) > max_piece_length:
-            return False
-        if SPACE in piece[1:] and not (allow_whitespace_only_pieces and
-                                       piece.count(SPACE) == len(piece)):
-            # ▁ only in front ("▁the"); without whitespace splitting also inside
-            # ("a▁b"), never at the end ("a▁")
-            if split_by_whitespace or piece.endswith(SPACE):
-                return False
-        return True
-    return valid
-
-
-def cut_words(word_counts, joins):
-    """Cut each word around the characters for which joins(ch) is false (they can join no
-    piece, so no merge touches them) and re-count: fewer, shorter words, the same merges."""
-    out = {}
-    for word, n in word_counts.items():
-        if all(map(joins, word)):
-            out[word] = out.get(word, 0) + n
-            continue
-        start = 0
-        for i, ch in enumerate(word):
-            if not joins(ch):
-                if i - start > 1:
-                    out[word[start:i]] = out.get(word[start:i], 0) + n
-                start = i + 1
-        if len(word) - start > 1:
-            out[word[start:]] = out.get(word[start:], 0) + n
-    return out
-
-
-def _train(text_or_docs, vocab_size, *, byte_fallback, character_coverage, split_digits,
-           split_by_whitespace, max_piece_length, user_defined_symbols, add_dummy_prefix,
-           allow_whitespace_only_pieces, verbose):
-    pieces, trainer, normalizer = base_model(byte_fallback, user_defined_symbols,
-                                             add_dummy_prefix)
-    base = SentencePieceTokenizer(pieces, trainer, normalizer)
-    # a word starts at every ▁ (with allow_whitespace_only_pieces: at every run of ▁)
-    # (sentences hold no newline, so "\n" can join a batch of them for one findall)
-    words_re = re.compile(f"{SPACE}+[^{SPACE}\n]*|[^{SPACE}\n]+" if allow_whitespace_only_pieces
-                          else f"{SPACE}[^{SPACE}\n]*|[^{SPACE}\n]+")
-    word_counts, char_counts = Counter(), {}
-    sentences = training_sentences(text_or_docs, base)
-    while batch := list(itertools.islice(sentences, 10_000)):
-        word_counts.update(words_re.findall("\n".join(batch)) if split_by_whitespace else batch)
-    for word, n in word_counts.items():
-        for ch in word:
-            if ch != "\0":  # spm_train never makes NUL a piece
-                char_counts[ch] = char_counts.get(ch, 0) + n
-    chars = kept_characters(char_counts, character_coverage)
-    n_merges = vocab_size - len(pieces) - len(chars)
-    if n_merges < 0:
-        raise ValueError(f"vocab_size {vocab_size} is too small: the special and byte pieces "
-                         f"({len(pieces)}) and the characters kept at character_coverage="
-                         f"{character_coverage} ({len(chars)}) already need "
-                         f"{len(pieces) + len(chars)}; raise vocab_size or lower the coverage")
-    kept = set(chars)
-    if split_digits:
-        kept -= set("0123456789")
-    valid = piece_validator(split_by_whitespace=split_by_whitespace,
-                            max_piece_length=max_piece_length,
-                            allow_whitespace_only_pieces=allow_whitespace_only_pieces)
-    merged = bpe_merges(cut_words(word_counts, kept.__contains__), n_merges, valid, verbose)
-    taken = {p for p, _, _ in pieces}
-    new = [p for p in merged + chars if p not in taken]  # a user symbol may also be a char
-    pieces += [(p, -float(k), NORMAL) for k, p in enumerate(new)]
-    trainer.update(vocab_size=len(pieces), character_coverage=character_coverage,
-                   split_digits=split_digits, split_by_whitespace=split_by_whitespace,
-                   max_sentencepiece_length=max_piece_length,
-                   allow_whitespace_only_pieces=allow_whitespace_only_pieces,
-                   split_by_unicode_script=False)
     return pieces, trainer, normalizer
