@@ -124,10 +124,9 @@ def test_tiny_gpt_trains_on_sentencepiece_shards_and_bpb_divides_by_true_bytes(t
     nats = torch.nn.functional.cross_entropy(logits[0].double(), stream[1:], reduction="sum").item()
     true_bytes = meta["splits"]["val"]["bytes"]  # the val documents' UTF-8 lengths
     exact = nats / math.log(2) / true_bytes
-    # The first document's <s> is the window's first input, never a target, so the -1 it
-    # holds for that document's dummy prefix is not counted: one byte over the whole split.
-    assert result["val_bpb"] == pytest.approx(nats / math.log(2) / (true_bytes + 1), rel=1e-5)
-    # exact for any range of targets: charge the dummy prefix to the piece after <s>
+    # evaluate_bpb charges each dummy prefix to the piece after <s>, so it divides by exactly the
+    # val documents' UTF-8 bytes, even though the first <s> is an input and never a target
+    assert result["val_bpb"] == pytest.approx(exact, rel=1e-5)
     x, y, table, s = stream[:-1].numpy(), stream[1:].numpy(), load_token_bytes(out), 1
     assert int((table[y] + (y == s) - ((x == s) & (y != s))).sum()) == true_bytes
     # counting every dummy-prefix ▁ as text would be off by a byte per document

@@ -12,7 +12,8 @@ from training.runtime import all_reduce_sum
 
 
 @torch.no_grad()
-def evaluate_bpb(model, loader, token_bytes, max_batches=None, autocast=contextlib.nullcontext):
+def evaluate_bpb(model, loader, token_bytes, max_batches=None, autocast=contextlib.nullcontext,
+                 doc_start_id=None):
     """(mean loss in nats per token, bits per byte) over the val loader's fixed pass.
 
     bpb = sum of per-token losses / (ln 2 * sum of the UTF-8 bytes of the target tokens): a sum over
@@ -20,6 +21,11 @@ def evaluate_bpb(model, loader, token_bytes, max_batches=None, autocast=contextl
     such as <|endoftext|>) still add their loss: predicting a document's end is part of the text.
     Under DDP the sums are all-reduced, so every rank returns the global figures. A short last
     batch is padded to the first batch's size with ignored targets.
+
+    `doc_start_id` (SentencePiece shards, see data.prepare): each document starts with <s>, and its
+    first piece carries a dummy-prefix `▁` that is not in the text. The table counts that space, so
+    the target right after <s> gets one byte less, and <s> itself (-1 in the table, which balances
+    the space when whole documents are summed) counts 0 bytes: exact for any window.
     """
     was_training = model.training
     model.eval()
@@ -41,7 +47,10 @@ def evaluate_bpb(model, loader, token_bytes, max_batches=None, autocast=contextl
         nats = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1),
                                ignore_index=-1, reduction="sum")
         valid = y >= 0
-        sums += torch.stack([nats.double(), tb[y[valid]].sum().double(), valid.sum().double()])
+        nbytes = tb[y[valid]].sum()
+        if doc_start_id is not None:
+            nbytes += (y == doc_start_id).sum() - ((x == doc_start_id) & valid & (y != doc_start_id)).sum()
+        sums += torch.stack([nats.double(), nbytes.double(), valid.sum().double()])
     all_reduce_sum(sums)
     model.train(was_training)
     nats, nbytes, ntok = sums.tolist()

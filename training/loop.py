@@ -178,6 +178,8 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: str) -> dict:
     # ---- data
     manifest, token_bytes = open_data(cfg)
     vocab_size = int(manifest["vocab_size"])
+    # SentencePiece shards: the dummy-prefix space after each <s> is not text (see evaluate_bpb)
+    doc_start = manifest.get("doc_start_id") if manifest.get("tokenizer", {}).get("adds_dummy_prefix") else None
     tok_path = cfg.tokenizer or manifest.get("tokenizer", {}).get("path", "")
     tokens_per_micro = cfg.batch_size * cfg.block_size * world
     total = cfg.total_batch_tokens or tokens_per_micro
@@ -272,7 +274,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: str) -> dict:
                 "eot_id": manifest.get("eot_id"), "last_eval": last_eval})
 
     def run_eval():
-        loss, bpb = evaluate_bpb(model, val_loader, token_bytes, cfg.eval_batches or None, autocast)
+        loss, bpb = evaluate_bpb(model, val_loader, token_bytes, cfg.eval_batches or None, autocast, doc_start)
         last_eval.update(val_loss=loss, val_bpb=bpb)
         log({"step": step, "val_loss": loss, "val_bpb": bpb},
             f"step {step:>6} | val loss {loss:.4f} | val bpb {bpb:.4f}")
