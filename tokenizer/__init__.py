@@ -7,21 +7,23 @@ Read in this order; each file imports only files before it:
   reference.py    the readable trainer: the specification and the test oracle
   trainer.py      the fast trainer, with exactly the reference's merges
   fastpath.py     when tiktoken's Rust encoder gives exactly our ids
-  atomic.py, model_file.py, hf.py    files: atomic writes, the .model format, tokenizer.json
+  atomic.py, downloads.py            atomic writes; pinned pretrained files from the package index
+  model_file.py, hf.py               files: the .model format, tokenizer.json
   base.py         the Tokenizer class that ties these together (train, encode, decode, save)
   basic.py, regex.py                 the two kinds: no split pattern, a split pattern
-  pretrained.py   GPT-4/GPT-2 recovered from tiktoken; load_any(spec) for any path or name
+  formats.py      load(path): every tokenizer format, recognised by content; from_vocab_merges
+  pretrained.py   GPT-4, GPT-2 and tekken on any machine; load_any(spec) for any path or name
   sample_texts.py short texts of many kinds (prose, code, numbers, scripts, emoji)
   viz.py, report.py, playground.py   tools to look at tokens
 """
 from .base import Tokenizer
 from .basic import BasicTokenizer
-from .model_file import load
+from .formats import from_vocab_merges, load
 from .patterns import EOT, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, SPLIT_PATTERNS
-from .pretrained import (PRETRAINED, GPT2Tokenizer, GPT4Tokenizer, TokenizerLoadError, from_tiktoken,
-                         load_any)
+from .pretrained import (PRETRAINED, GPT2Tokenizer, GPT4Tokenizer, TekkenTokenizer, TokenizerLoadError,
+                         from_tiktoken, load_any)
 from .regex import RegexTokenizer
 
 __all__ = ["Tokenizer", "BasicTokenizer", "RegexTokenizer", "GPT4Tokenizer", "GPT2Tokenizer",
-           "from_tiktoken", "load", "load_any", "PRETRAINED", "TokenizerLoadError", "GPT2_SPLIT_PATTERN",
-           "GPT4_SPLIT_PATTERN", "SPLIT_PATTERNS", "EOT"]
+           "TekkenTokenizer", "from_tiktoken", "from_vocab_merges", "load", "load_any", "PRETRAINED",
+           "TokenizerLoadError", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN", "SPLIT_PATTERNS", "EOT"]

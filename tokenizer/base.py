@@ -24,6 +24,9 @@ class Tokenizer:
       vocab           {id: bytes} for the 256 byte tokens and every merge (not the specials)
       special_tokens  {name: id}
       pattern         the chunking regex ("" = no chunking)
+      decode_only     {id: bytes}, ordinary tokens that no merge makes (GPT-2's encoder.json lists
+                      "<|endoftext|>" so; Hugging Face files have such entries): they are in vocab
+                      and decode, but encoding never produces them, exactly as in their home library
     The 256 byte tokens normally have ids 0..255 (id == byte value). Pretrained vocabularies such
     as GPT-2's order them differently, so the byte -> id table `byte_ids` is explicit.
     Change merges through the methods (train, extend, truncated, load): they rebuild vocab.
@@ -36,12 +39,13 @@ class Tokenizer:
         model_file.register_class(cls)  # so load() can rebuild it from its name in a .model file
 
     def __init__(self, pattern="", *, merges=None, byte_ids=None, special_tokens=None, name=None,
-                 tiktoken_encoding=None):
+                 tiktoken_encoding=None, decode_only=None):
         """A tokenizer with these merges (none: the 256 byte tokens only); see from_merges."""
         self.pattern = pattern
         self.name = name or type(self).__name__
         self._compiled = regex.compile(pattern) if pattern else None
-        self._set_merges(merges or {}, list(range(256)) if byte_ids is None else byte_ids)
+        self._set_merges(merges or {}, list(range(256)) if byte_ids is None else byte_ids,
+                         decode_only=decode_only)
         self.special_tokens = {}
         self.register_special_tokens(special_tokens or {})
         if tiktoken_encoding is not None:
@@ -51,7 +55,7 @@ class Tokenizer:
 
     @classmethod
     def from_merges(cls, merges, *, pattern="", byte_ids=None, special_tokens=None, name=None,
-                    tiktoken_encoding=None):
+                    tiktoken_encoding=None, decode_only=None):
         """A `cls` holding these merges, built without running a subclass __init__ (which may
         download, as GPT4Tokenizer's does).
 
@@ -59,18 +63,19 @@ class Tokenizer:
         trainers return them. byte_ids: the ids of bytes 0..255 (default: id == byte).
         special_tokens: {name: id}. tiktoken_encoding: a tiktoken.Encoding known to give
         exactly these ids, used as the fast path without checking (fastpath.check_exact) or
-        rebuilding it.
+        rebuilding it. decode_only: {id: bytes} for tokens no merge makes (see the class).
         """
         tok = cls.__new__(cls)
         Tokenizer.__init__(tok, pattern, merges=merges, byte_ids=byte_ids,
                            special_tokens=special_tokens, name=name,
-                           tiktoken_encoding=tiktoken_encoding)
+                           tiktoken_encoding=tiktoken_encoding, decode_only=decode_only)
         return tok
 
     # ---- building the vocabulary -------------------------------------------------------------
 
-    def _set_merges(self, merges, byte_ids, exact_prefix=0):
-        """Install merges and the byte -> id table; rebuild everything derived from them."""
+    def _set_merges(self, merges, byte_ids, exact_prefix=0, decode_only=None):
+        """Install merges, the byte -> id table and the decode-only tokens; rebuild everything
+        derived from them."""
         if not isinstance(merges, dict):
             merges = {(a, b): c for a, b, c in merges}
         self.byte_ids = list(byte_ids)
@@ -83,6 +88,12 @@ class Tokenizer:
                 raise ValueError(f"merge #{k} ({left}, {right}) -> {new}: each part must be a byte "
                                  f"id or an earlier merge's id, and the new id must be unused")
             vocab[new] = vocab[left] + vocab[right]
+        self.decode_only = {}
+        for idx, token in sorted((decode_only or {}).items()):
+            if not isinstance(idx, int) or isinstance(idx, bool) or idx < 0 or idx in vocab:
+                raise ValueError(f"decode-only token {idx!r}: the id must be an int >= 0 that no "
+                                 f"byte or merge uses")
+            vocab[idx] = self.decode_only[idx] = bytes(token)
         self.vocab = vocab
         self._tiktoken = None              # (state key, Encoding or the ValueError it raised)
         self._exact_prefix = exact_prefix  # merges already checked for tiktoken exactness
@@ -183,7 +194,8 @@ class Tokenizer:
             raise ValueError(f"vocab_size must be an int in [256, {256 + len(self.merges)}], "
                              f"got {vocab_size!r}")
         kept = dict(list(self.merges.items())[:vocab_size - 256])
-        new = self._with_merges(kept, min(self._exact_prefix, len(kept)), specials={})
+        new = self._with_merges(kept, min(self._exact_prefix, len(kept)), specials={},
+                                decode_only={i: t for i, t in self.decode_only.items() if i < vocab_size})
         start = max(vocab_size, max(new.vocab) + 1)
         names = sorted(self.special_tokens, key=self.special_tokens.get)
         new.register_special_tokens({name: start + i for i, name in enumerate(names)})
@@ -196,11 +208,13 @@ class Tokenizer:
         new._tiktoken = self._tiktoken  # same state, same Encoding: no need to rebuild it
         return new
 
-    def _with_merges(self, merges, exact_prefix, specials=None):
-        """A new tokenizer like this one (class, name, pattern, bytes, specials) with `merges`."""
-        new = type(self).from_merges(merges, pattern=self.pattern, byte_ids=self.byte_ids,
-                                     name=self.name,
-                                     special_tokens=self.special_tokens if specials is None else specials)
+    def _with_merges(self, merges, exact_prefix, specials=None, decode_only=None):
+        """A new tokenizer like this one (class, name, pattern, bytes, specials, decode-only
+        tokens) with `merges`."""
+        new = type(self).from_merges(
+            merges, pattern=self.pattern, byte_ids=self.byte_ids, name=self.name,
+            special_tokens=self.special_tokens if specials is None else specials,
+            decode_only=self.decode_only if decode_only is None else decode_only)
         new._exact_prefix = exact_prefix
         return new
 
@@ -297,7 +311,8 @@ class Tokenizer:
     def check_tiktoken_exact(self):
         """Raise ValueError unless tiktoken, given our ranks, returns exactly our ids on every
         text (fastpath.check_exact says why that is not automatic)."""
-        fastpath.check_exact(self.vocab, self.merges, self.byte_ids, start=self._exact_prefix)
+        fastpath.check_exact(self.vocab, self.merges, self.byte_ids, start=self._exact_prefix,
+                             decode_only=self.decode_only)
         self._exact_prefix = len(self.merges)
 
     def to_tiktoken(self):

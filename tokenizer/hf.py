@@ -1,4 +1,4 @@
-"""Export a vocablab tokenizer as a Hugging Face `tokenizer.json` (byte-level BPE).
+"""Hugging Face `tokenizer.json` (byte-level BPE): the export, and the regex translations both ways.
 
     tok.save_hf("out/tokenizer.json")      # then: tokenizers.Tokenizer.from_file("out/tokenizer.json")
 
@@ -20,6 +20,8 @@ encodes identically with GPT-2's and GPT-4's patterns):
 - `$` is end of text (or before a final newline) in `regex` but end of *line* in Ruby: `\\Z`.
 - `^` likewise: `\\A`.
 `?+`, `*+`, `++`, `\\p{L}`, `\\s`, `(?i:...)` and lookaheads mean the same in both and pass through.
+Reading a file back (formats.py) needs the opposite, `from_onig`: Ruby's `$`/`^` are line anchors
+(`(?m:$)`), `\\Z` is `$`, `\\z` is `\\Z`, and `X{1,3}+` means `(?:X{1,3})+`.
 Known gap: the two libraries may ship different Unicode versions, so a character assigned very
 recently (e.g. U+0558, Unicode 16) can be a letter to one and unassigned to the other.
 """
@@ -67,6 +69,49 @@ def to_onig(pattern):
                                  f"at offset {i - 1} for Oniguruma (only after a single character, "
                                  "escape or class)")
             atoms[-1] = f"(?>{atoms[-1]}{m.group(0)})"
+            i = m.end() + 1
+        else:
+            atoms.append(piece)
+    if cls is not None:
+        raise ValueError(f"split pattern {pattern!r}: unterminated character class")
+    return "".join(atoms)
+
+
+def from_onig(pattern):
+    """The `regex`-module pattern that matches what Oniguruma (Ruby syntax) matches for `pattern`:
+    the inverse of to_onig, for split patterns read from a tokenizer.json."""
+    atoms, i, cls = [], 0, None
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            j = i + 2
+            if pattern[i + 1:i + 3] in ("p{", "P{"):
+                j = pattern.index("}", i) + 1
+            piece, i = pattern[i:j], j
+        else:
+            piece, i = c, i + 1
+        if cls is not None:
+            cls += piece
+            if piece == "]" and cls not in ("[]", "[^]"):
+                atoms.append(cls)
+                cls = None
+            continue
+        m = _INTERVAL.match(pattern, i - 1) if piece == "{" else None
+        if piece == "[":
+            cls = "["
+        elif piece in ("\\h", "\\H", "\\R", "\\K", "\\G"):
+            raise ValueError(f"split pattern {pattern!r}: Oniguruma's {piece} has no translation here")
+        elif piece in ("$", "^"):
+            atoms.append(f"(?m:{piece})")  # Ruby anchors are always line anchors
+        elif piece == "\\Z":
+            atoms.append("$")  # end of text or before a final newline, in both
+        elif piece == "\\z":
+            atoms.append("\\Z")
+        elif m and pattern[m.end():m.end() + 1] == "+":
+            if not atoms or atoms[-1] in (")", "|", "("):
+                raise ValueError(f"split pattern {pattern!r}: cannot translate the repeated interval "
+                                 f"at offset {i - 1} (only after a single character, escape or class)")
+            atoms[-1] = f"(?:{atoms[-1]}{m.group(0)})+"
             i = m.end() + 1
         else:
             atoms.append(piece)
