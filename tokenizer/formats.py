@@ -410,7 +410,7 @@ def load(path, merges_file=None, *, pattern=None, special_tokens=None):
         head = f.read(256)
     if head.lstrip().startswith(b"{"):
         data = _read_json(path)
-        if isinstance(data, dict) and "model" in data:
+        if isinstance(data, dict) and isinstance(data.get("model"), dict):
             return _hf(data, path)
         if isinstance(data, dict) and isinstance(data.get("vocab"), list) and "config" in data:
             return RegexTokenizer.from_merges(**tiktoken_state(tekken_encoding(path), path.stem))

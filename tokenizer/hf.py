@@ -10,7 +10,7 @@ Why this layout: the `tokenizers` library can express exactly what vocablab does
    character, GPT-2's bytes_to_unicode table, because HF vocabularies are strings, not bytes.
 3. A BPE model whose vocab is those strings with our ids and whose merges are in our rank order.
    HF applies the lowest-rank merge present first, the same rule as our encode.
-Special tokens become `added_tokens`, which HF matches before pre-tokenizing.
+Special tokens become `added_tokens`, which HF matches before pre-tokenizing, and vocab entries.
 
 HF compiles the pattern with Oniguruma in Ruby syntax, which reads three things differently
 from the `regex` module, so `to_onig` rewrites them (tests/test_hf_export.py checks the result
@@ -153,6 +153,13 @@ def to_hf_dict(tok):
         seen[s] = idx
         vocab[s] = idx
     merges = [f"{as_str(tok.vocab[a])} {as_str(tok.vocab[b])}" for (a, b) in tok.merges]
+    # Specials go in the model vocab too (as in GPT-2's own tokenizer.json): HF ignores an added
+    # token's "id" when the vocab lacks it and numbers it after the vocab, so cl100k's
+    # <|endoftext|> (100257, after a gap) would otherwise come back as 100256.
+    for name, idx in tok.special_tokens.items():
+        if vocab.setdefault(name, idx) != idx:
+            raise ValueError(f"special token {name!r} ({idx}) reads as the ordinary token "
+                             f"{vocab[name]} in a Hugging Face vocab; it cannot be exported")
 
     pre = [{"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]
     if tok.pattern:
