@@ -311,12 +311,19 @@ class Tokenizer:
     def check_tiktoken_exact(self):
         """Raise ValueError unless tiktoken, given our ranks, returns exactly our ids on every
         text (fastpath.check_exact says why that is not automatic)."""
-        fastpath.check_exact(self.vocab, self.merges, self.byte_ids, start=self._exact_prefix,
-                             decode_only=self.decode_only)
+        fastpath.check_exact(self._merged_vocab(), self.merges, self.byte_ids,
+                             start=self._exact_prefix)
         self._exact_prefix = len(self.merges)
 
+    def _merged_vocab(self):
+        """vocab without the decode-only tokens: what tiktoken may rank (fastpath.check_exact)."""
+        if not self.decode_only:
+            return self.vocab
+        return {i: t for i, t in self.vocab.items() if i not in self.decode_only}
+
     def to_tiktoken(self):
-        """A tiktoken.Encoding with exactly our ids (cached). ValueError if that is impossible."""
+        """A tiktoken.Encoding with exactly our ids (cached). ValueError if that is impossible.
+        Decode-only tokens are not in it (tiktoken would return a chunk equal to one as it)."""
         key = self._state_key()
         if self._tiktoken is not None and self._tiktoken[0] == key:
             cached = self._tiktoken[1]
@@ -325,7 +332,8 @@ class Tokenizer:
             return cached
         try:
             self.check_tiktoken_exact()
-            enc = fastpath.build_encoding(self.name, self.pattern, self.vocab, self.special_tokens)
+            enc = fastpath.build_encoding(self.name, self.pattern, self._merged_vocab(),
+                                          self.special_tokens)
         except ValueError as e:
             self._tiktoken = (key, e)
             raise
@@ -342,9 +350,10 @@ class Tokenizer:
         model_file.save(self, file_prefix)
 
     def save_tiktoken(self, path):
-        """Write the standard `.tiktoken` rank file (base64 token, space, rank per line)."""
+        """Write the standard `.tiktoken` rank file (base64 token, space, rank per line).
+        Decode-only tokens are left out: tiktoken would produce them (see to_tiktoken)."""
         self.check_tiktoken_exact()
-        write_text_atomic(path, fastpath.tiktoken_file_text(self.vocab))
+        write_text_atomic(path, fastpath.tiktoken_file_text(self._merged_vocab()))
 
     def save_hf(self, path):
         """Write a Hugging Face `tokenizer.json` (see tokenizer/hf.py)."""

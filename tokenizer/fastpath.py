@@ -11,7 +11,7 @@ import tiktoken
 from .bpe import rank_bpe, render_token
 
 
-def check_exact(vocab, merges, byte_ids, start=0, decode_only=()):
+def check_exact(vocab, merges, byte_ids, start=0):
     """Raise ValueError unless tiktoken, given our ranks, returns exactly our ids on every text.
 
     tiktoken merges the adjacent parts whose *concatenated bytes* are the lowest-ranked
@@ -27,12 +27,9 @@ def check_exact(vocab, merges, byte_ids, start=0, decode_only=()):
     parents, both algorithms apply merges in the same (rank) order, left to right.
     Also required: no two ids share bytes, and merge ids increase in merge order.
     Trained vocabularies essentially always pass; pretrained ones pass by construction.
-    Merges before index `start` are taken as already checked.
-
-    Decode-only tokens (ids in vocab that no merge makes) get ranks too, so tiktoken can decode
-    them; it must then never form one. By the same argument, tiktoken forms a token inside some
-    text only if it forms it on the token's bytes alone, with every rank available; so each
-    decode-only token must come out of that run in two or more parts.
+    Merges before index `start` are taken as already checked. `vocab` holds only tokens that
+    merges make (and the bytes): a decode-only token must not be given to tiktoken at all,
+    because tiktoken returns any chunk that is exactly a ranked token as that token.
     """
     ranks = {}
     for idx in sorted(vocab):
@@ -56,13 +53,6 @@ def check_exact(vocab, merges, byte_ids, start=0, decode_only=()):
                 f"merge #{k} ({left}, {right}) -> {new} {render_token(vocab[new])!r}: "
                 f"tiktoken's rank order assembles it as {shown}, not from its own parents, "
                 f"so tiktoken's ids would differ; use the pure-Python encoder")
-    everything = max(vocab) + 1
-    for idx in decode_only:
-        if rank_bpe(ranks, vocab[idx], everything) == [vocab[idx]]:
-            raise ValueError(
-                f"decode-only token {idx} {render_token(vocab[idx])!r} is no merge of ours, but "
-                f"tiktoken's rank order would assemble it, so tiktoken's ids would differ; use "
-                f"the pure-Python encoder")
 
 
 def build_encoding(name, pattern, vocab, special_tokens):

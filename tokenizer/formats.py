@@ -15,10 +15,12 @@ which needs one thing the formats do not promise: a merge's id grows with its ra
 encoder applies the smallest id first. Files that break it get an error saying so.
 
 Tokens that no merge makes. GPT-2's encoder.json lists "<|endoftext|>" as an ordinary entry;
-Hugging Face vocabularies may hold such entries too. GPT-2's and HF's encoders can only produce
-a token by a merge, and tiktoken (see fastpath.check_exact) only produces a token it can
-assemble from the token's own bytes, so these ids are kept as `decode_only`: they decode, and
-encoding never produces them. Only a special token list turns one into a special token.
+Hugging Face vocabularies may hold such entries too. GPT-2's and HF's encoders only produce a
+token by a merge, so these ids are kept as `decode_only`: they decode, and encoding never
+produces them (tiktoken, given GPT-2's files, drops <|endoftext|> from its ranks for the same
+reason). Only a special token list turns one into a special token. Rank files are different:
+tiktoken returns a chunk that is exactly a ranked token as that token, merge or not, so a
+.tiktoken rank that is no merge is refused rather than silently encoded otherwise.
 
 Whatever a format can express that vocablab cannot (a normalizer, byte fallback, dropout, a
 prefix space), `load` refuses with an error naming it, rather than loading a tokenizer that
@@ -198,35 +200,32 @@ def tiktoken_state(encoding, name=None):
     tiktoken builds a token by repeatedly joining the adjacent parts whose concatenation has the
     lowest rank, so the token of rank r is made, at the last step, from the two parts that remain
     when that procedure runs on its own bytes using only ranks below r (bpe.rank_bpe). Those two
-    parts are its parents. A token that does not end in two parts is never produced when even
-    with every rank tiktoken does not assemble it (fastpath.check_exact says why): it is kept
-    as decode-only.
+    parts are its parents. A ranked token that is no such merge is refused: tiktoken returns a
+    chunk that is exactly a ranked token as that token, which merges cannot reproduce.
     """
     ranks = {token: encoding.encode_single_token(token) for token in encoding.token_byte_values()}
     try:
         byte_ids = [ranks[bytes([b])] for b in range(256)]
     except KeyError as e:
         raise ValueError(f"encoding {encoding.name!r} has no token for byte {e.args[0]!r}") from None
-    merges, decode_only, everything = {}, {}, max(ranks.values()) + 1
+    merges = {}
     for token, rank in sorted(ranks.items(), key=lambda item: item[1]):
         if len(token) == 1:
             continue
         parts = rank_bpe(ranks, token, rank)
-        if len(parts) == 2:
-            merges[(ranks[parts[0]], ranks[parts[1]])] = rank
-        elif rank_bpe(ranks, token, everything) != [token]:
-            decode_only[rank] = token
-        else:
+        if len(parts) != 2:
             raise UnsupportedFormat(
                 f"encoding {encoding.name!r}: token {rank} {render_token(token)!r} is not the merge "
-                f"of two lower-ranked tokens ({len(parts)} parts), yet tiktoken can assemble it")
+                f"of two lower-ranked tokens ({len(parts)} parts); tiktoken still produces it for a "
+                f"chunk of exactly those bytes, which merges cannot reproduce")
+        merges[(ranks[parts[0]], ranks[parts[1]])] = rank
     specials = {s: encoding.encode_single_token(s) for s in sorted(encoding.special_tokens_set)}
     specials = dict(sorted(specials.items(), key=lambda kv: kv[1]))
     # every merge was recovered with tiktoken's own algorithm, so `encoding` is an exact fast
     # path by construction. tiktoken has no public accessor for the split pattern.
     return {"pattern": encoding._pat_str, "merges": merges, "byte_ids": byte_ids,
             "special_tokens": specials, "name": name or encoding.name,
-            "tiktoken_encoding": encoding, "decode_only": decode_only}
+            "tiktoken_encoding": encoding}
 
 
 def from_tiktoken(encoding, name=None):
