@@ -258,6 +258,65 @@ class Tokenizer:
         ids.extend(self.encode_ordinary(text[pos:]))
         return ids
 
+    def encode_iterable(self, iterable, allowed_special="none_raise", block_chars=1 << 16):
+        """Yield the ids of "".join(iterable) lazily; a file object works (it yields lines).
+
+        Memory stays bounded (a block of about `block_chars` characters, plus the longest chunk)
+        whatever the input's size. The text is encoded a block at a time and cut only where
+        the cut cannot change an id (see _safe_cut): never at a line end as such, because the
+        split pattern decides a chunk by looking past it (`\\s+(?!\\S)` and `\\s++$` read the next
+        character or the end of the text), so a whitespace run cut at a newline would split
+        differently. Without a split pattern (BasicTokenizer) a block is cut only after a
+        special token, so there the memory is bounded by the distance between them.
+        """
+        allowed, disallowed = resolve_allowed(self.special_tokens, allowed_special)
+        names = frozenset(allowed | disallowed)
+        pending, size, threshold = [], 0, block_chars
+        for piece in iterable:
+            pending.append(piece)
+            size += len(piece)
+            if size < threshold:
+                continue
+            text = "".join(pending)
+            cut = self._safe_cut(text, names)
+            if cut:
+                yield from self.encode(text[:cut], allowed_special)
+            pending, size = [text[cut:]], len(text) - cut
+            # no cut (one huge whitespace run): wait for twice as much, so joins stay linear
+            threshold = block_chars if cut else 2 * size
+        yield from self.encode("".join(pending), allowed_special)
+
+    def _safe_cut(self, text, names):
+        """An index c such that encode(text[:c]) + encode(text[c:] + anything) == encode(text +
+        anything); 0 when none is found.
+
+        Specials first: a name starting more than the longest name's length before the end is
+        wholly inside `text`, so it matches here exactly as in the full text. Then the split
+        pattern, inside the ordinary segment after the last such special: its last two chunks
+        are held back (the pattern looks at most one run past a chunk, which the next chunk
+        holds), and the cut is kept only if the text before it splits into the same chunks on
+        its own; since chunks are encoded independently, the ids are then the same.
+        """
+        limit, seg_start = len(text) - max(map(len, names), default=0), 0
+        if names:
+            for m in special_regex(names).finditer(text):
+                if m.start() >= limit:
+                    break
+                if m.end() > limit:
+                    return m.start()  # the segment before this special is complete
+                seg_start = m.end()
+        if self._compiled is None or limit <= seg_start:
+            return seg_start
+        seg = text[seg_start:limit]
+        chunks = self._compiled.findall(seg)
+        for keep in range(len(chunks) - 2, max(len(chunks) - 6, 0), -1):
+            cut = sum(map(len, chunks[:keep]))
+            if "\ud800" <= seg[cut - 1] <= "\udbff":
+                continue  # never between the halves of a surrogate pair
+            if self._compiled.findall(seg[:cut]) == chunks[:keep]:
+                return seg_start + cut
+        return seg_start
+
     def encode_batch(self, texts, allowed_special="none_raise"):
         """Encode many texts; with the fast path and no allowed specials, in parallel threads."""
         texts = list(texts)
