@@ -119,6 +119,10 @@ def _built(cls):
     return cls()
 
 
+FORMATS = ("a .model file written by tok.save (or minbpe), a tokenizer.json, a .tiktoken or "
+           "tekken file, or a folder holding GPT-2's encoder.json and vocab.bpe")
+
+
 class TokenizerLoadError(ValueError):
     """A tokenizer the user named could not be loaded; the message says why and what to do."""
 
@@ -136,10 +140,10 @@ def load_any(spec):
     if path.exists() or spec.endswith(".model") or spec.lower() not in PRETRAINED:
         if not path.exists():
             if spec.endswith(".model") or path.suffix or "/" in spec:
-                raise TokenizerLoadError(f"{spec}: no such tokenizer file (expected a .model written "
-                                         f"by tok.save, or a pretrained name: {', '.join(sorted(PRETRAINED))})")
+                raise TokenizerLoadError(f"{spec}: no such tokenizer file (expected {FORMATS}, or a "
+                                         f"pretrained name: {', '.join(sorted(PRETRAINED))})")
             raise TokenizerLoadError(
-                f"unknown tokenizer {spec!r}: give a .model file written by tok.save, "
+                f"unknown tokenizer {spec!r}: give {FORMATS}, "
                 f"or one of the pretrained names {', '.join(sorted(PRETRAINED))}")
         try:
             return load(path)

@@ -135,8 +135,9 @@ def main(argv=None):
                     "(English, code, numbers, other languages, emoji, whitespace) and on your own "
                     "files, relative to the first tokenizer.")
     p.add_argument("tokenizers", nargs="*", metavar="TOKENIZER",
-                   help="a .model file written by tok.save, or a pretrained name: gpt2, cl100k "
-                        "(default: cl100k and gpt2; gpt2 is skipped if it cannot load offline)")
+                   help="a tokenizer file or folder (.model, tokenizer.json, .tiktoken, tekken, "
+                        "GPT-2's files), or a pretrained name: gpt2, cl100k, tekken "
+                        "(default: cl100k and gpt2; one that cannot load is skipped)")
     p.add_argument("--texts", metavar="DIR", help="also compare on each .txt/.md/.py file in DIR")
     p.add_argument("--markdown", metavar="OUT.md", help="also write the table as markdown to this file")
     args = p.parse_args(argv)
@@ -149,10 +150,11 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         p.error(str(e))
     names = list(toks)
-    for name, tok in toks.items():
-        print(f"{name}: {describe(tok)}")
     table = bytes_per_token(toks, texts)
     print(format_terminal(table, names))
+    print()
+    for name, tok in toks.items():
+        print(f"{name}: {describe(tok)}")
     if args.markdown:
         out = Path(args.markdown)
         out.parent.mkdir(parents=True, exist_ok=True)
