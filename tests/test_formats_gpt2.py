@@ -16,7 +16,7 @@ from tokenizer.downloads import DownloadError, fetch
 from tokenizer.formats import UnsupportedFormat
 from tokenizer.hf import bytes_to_unicode
 from tokenizer.reference import reference_train_bpe
-from tokenizer.report import bytes_per_token
+from tokenizer.report import bytes_per_token, describe
 
 GPT2_REGEX = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
 B2U = bytes_to_unicode()
@@ -231,7 +231,22 @@ def test_lone_halves_of_the_pair_say_what_is_missing(wheel_files):
 
 
 def test_report_counts_decode_only_tokens(loaded):
-    from tokenizer.report import describe
     tok, _ = loaded
     assert "1 decode-only" in describe(tok)
     assert bytes_per_token({"g": tok}, {"t": "hello world"})  # the report runs on such a tokenizer
+
+
+def test_bytes_to_unicode_matches_tiktokens_reading_of_gpt2s_files(wheel_files, monkeypatch):
+    # tiktoken derives GPT-2's byte alphabet its own way; both readings give the same ranks
+    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # read the local files, cache nothing
+    ranks = data_gym_to_mergeable_bpe_ranks(str(wheel_files[1]), str(wheel_files[0]))
+    inverse = {c: b for b, c in B2U.items()}
+    encoder = json.loads(wheel_files[0].read_text(encoding="utf-8"))
+    assert {bytes(inverse[c] for c in s): i for s, i in encoder.items() if s != EOT} == ranks
+
+
+def test_report_cli_names_the_decode_only_token(wheel_files, capsys):
+    from tokenizer.report import main
+    main([str(wheel_files[0].parent)])
+    assert "1 decode-only (no merge makes them: 50256 '<|endoftext|>')" in capsys.readouterr().out
