@@ -10,13 +10,14 @@ import json
 
 import pytest
 import regex
+from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
 from tokenizer import EOT, RegexTokenizer, from_vocab_merges, load, load_any
 from tokenizer.downloads import DownloadError, fetch
 from tokenizer.formats import UnsupportedFormat
 from tokenizer.hf import bytes_to_unicode
 from tokenizer.reference import reference_train_bpe
-from tokenizer.report import bytes_per_token, describe
+from tokenizer.report import bytes_per_token, describe, main
 
 GPT2_REGEX = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
 B2U = bytes_to_unicode()
@@ -238,7 +239,6 @@ def test_report_counts_decode_only_tokens(loaded):
 
 def test_bytes_to_unicode_matches_tiktokens_reading_of_gpt2s_files(wheel_files, monkeypatch):
     # tiktoken derives GPT-2's byte alphabet its own way; both readings give the same ranks
-    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # read the local files, cache nothing
     ranks = data_gym_to_mergeable_bpe_ranks(str(wheel_files[1]), str(wheel_files[0]))
     inverse = {c: b for b, c in B2U.items()}
@@ -247,6 +247,5 @@ def test_bytes_to_unicode_matches_tiktokens_reading_of_gpt2s_files(wheel_files, 
 
 
 def test_report_cli_names_the_decode_only_token(wheel_files, capsys):
-    from tokenizer.report import main
     main([str(wheel_files[0].parent)])
     assert "1 decode-only (no merge makes them: 50256 '<|endoftext|>')" in capsys.readouterr().out
