@@ -249,3 +249,15 @@ def test_bytes_to_unicode_matches_tiktokens_reading_of_gpt2s_files(wheel_files, 
 def test_report_cli_names_the_decode_only_token(wheel_files, capsys):
     main([str(wheel_files[0].parent)])
     assert "1 decode-only (no merge makes them: 50256 '<|endoftext|>')" in capsys.readouterr().out
+
+
+def test_unrecognised_content_lists_the_formats(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a tokenizer .model file.*tokenizer.json, a .tiktoken or a tekken"):
+        load(tmp_path / "notes.txt")
+    (tmp_path / "x.json").write_text('{"a": [1]}', encoding="utf-8")
+    with pytest.raises(ValueError, match="neither a Hugging Face tokenizer.json nor a tekken"):
+        load(tmp_path / "x.json")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="found none of them"):
+        load(tmp_path / "empty")

