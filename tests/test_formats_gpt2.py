@@ -10,7 +10,9 @@ import json
 
 import pytest
 import regex
+import tiktoken
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+from tiktoken_ext.openai_public import r50k_pat_str
 
 from tokenizer import EOT, RegexTokenizer, from_vocab_merges, load, load_any
 from tokenizer.downloads import DownloadError, fetch
@@ -261,3 +263,33 @@ def test_unrecognised_content_lists_the_formats(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="found none of them"):
         load(tmp_path / "empty")
+
+
+# ---- the cs336 assignment's fixtures, as its tests use them (specials always allowed) ------------
+
+@pytest.fixture(scope="module")
+def tiktoken_gpt2(wheel_files):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TIKTOKEN_CACHE_DIR", "")
+        ranks = data_gym_to_mergeable_bpe_ranks(str(wheel_files[1]), str(wheel_files[0]))
+    return tiktoken.Encoding("gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks, special_tokens={EOT: 50256})
+
+
+@pytest.mark.parametrize("name", ["address.txt", "german.txt", "tinystories_sample.txt", "corpus.en",
+                                  "special_token_trailing_newlines.txt",
+                                  "special_token_double_newlines_non_whitespace.txt"])
+def test_cs336_fixtures_match_tiktoken(cs336_files, tiktoken_gpt2, name):
+    tok = load(*cs336_files, special_tokens=[EOT])
+    text = (cs336_files[0].parent / name).read_text(encoding="utf-8")
+    want = tiktoken_gpt2.encode(text, allowed_special={EOT})
+    assert tok.encode(text, allowed_special="all") == want and tok.decode(want) == text
+    with open(cs336_files[0].parent / name, encoding="utf-8") as f:
+        assert list(tok.encode_iterable(f, allowed_special="all", block_chars=64)) == want
+
+
+def test_cs336_overlapping_special_tokens(cs336_files):
+    tok = load(*cs336_files, special_tokens=[EOT, EOT + EOT])
+    assert tok.special_tokens == {EOT: 50256, EOT + EOT: 50257}
+    text = f"Hello, how {EOT + EOT} are you?{EOT}"
+    ids = tok.encode(text, allowed_special="all")
+    assert ids.count(50257) == 1 and ids.count(50256) == 1 and tok.decode(ids) == text
