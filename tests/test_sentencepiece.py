@@ -7,16 +7,18 @@ data/cache/mistral-common/) are optional: the tests that need them skip without 
 """
 import inspect
 import random
+import subprocess
+import zipfile
+from pathlib import Path
 
 import pytest
 
-from tokenizer import protobuf
+from tokenizer import downloads, load_any, protobuf
 from tokenizer.protobuf import Field
 from tokenizer.sentencepiece import (BYTE, CONTROL, MISTRAL_MODELS, NORMAL, UNKNOWN, UNUSED,
                                      USER_DEFINED, SentencePieceTokenizer, byte_piece,
                                      is_sentencepiece_model, mistral_model_path)
 
-from conftest import ROOT
 
 
 # ---- the protobuf wire format ----------------------------------------------------------------
@@ -237,11 +239,11 @@ def spm():
 
 @pytest.fixture(scope="session", params=sorted(MISTRAL_MODELS))
 def mistral_file(request):
-    """One Mistral .model file, out of the mistral-common wheel (downloaded once per checkout
-    into data/cache/mistral-common/)."""
+    """One Mistral .model file, out of the mistral-common wheel (downloaded once per machine
+    into ~/.cache/vocablab, see tokenizer/downloads.py)."""
     try:
-        return mistral_model_path(request.param, cache=ROOT / "data" / "cache")
-    except OSError as e:
+        return mistral_model_path(request.param)
+    except downloads.DownloadError as e:
         pytest.skip(str(e))
 
 
@@ -526,12 +528,26 @@ def test_training_matches_spm_train_on_random_tiny_corpora(spm, tmp_path):
         assert (ours.pieces, ours.scores) == (ref.pieces, ref.scores), (seed, config)
 
 
-def test_mistral_model_path_refuses_a_wheel_that_is_not_the_pinned_one(tmp_path):
-    fake = tmp_path / "mistral-common" / "mistral_common-1.13.1-py3-none-any.whl"
-    fake.parent.mkdir()
-    fake.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: a different file
-    with pytest.raises(OSError, match="sha256"):
+def test_a_wheel_whose_files_are_not_the_pinned_ones_is_refused(tmp_path, monkeypatch):
+    """downloads.fetch (behind mistral_model_path) checks each file's sha256 before keeping it."""
+    def fake_pip(cmd, **kwargs):  # "downloads" a wheel whose tokenizer file was changed
+        dest = Path(cmd[cmd.index("-d") + 1]) / "mistral_common-1.13.1-py3-none-any.whl"
+        with zipfile.ZipFile(dest, "w") as z:
+            for member in downloads.WHEEL_FILES["mistral"][2]:
+                z.writestr(member, b"not the real file")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+    monkeypatch.setattr(downloads.subprocess, "run", fake_pip)
+    with pytest.raises(downloads.DownloadError, match="sha256"):
         mistral_model_path("v1", cache=tmp_path)
-    assert not (tmp_path / "mistral-common" / "mistral_v1.model").exists()
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))  # nothing unverified is kept
     with pytest.raises(ValueError, match="v1, v7"):
         mistral_model_path("v2", cache=tmp_path)
+
+
+def test_mistral_by_short_name_everywhere_a_tokenizer_path_goes(mistral_file):
+    """load_any("mistral") is Mistral 7B v0.1's model; each call hands out an independent copy."""
+    tok = load_any("mistral")
+    assert (tok.name, tok.n_vocab) == ("mistral", 32000)
+    assert tok.encode("Hello world") == SentencePieceTokenizer.load(mistral_model_path("v1")).encode("Hello world")
+    tok.name = "changed"
+    assert load_any("mistral").name == "mistral"

@@ -13,6 +13,7 @@ import regex
 from . import fastpath, hf, model_file
 from .atomic import write_text_atomic
 from .bpe import apply_merges, fix_surrogates, render_token
+from .model_file import load as read_model_file
 from .specials import refuse_special, resolve_allowed, special_regex
 from .trainer import check_coverage, count_chunks, train_bpe
 
@@ -24,6 +25,9 @@ class Tokenizer:
       vocab           {id: bytes} for the 256 byte tokens and every merge (not the specials)
       special_tokens  {name: id}
       pattern         the chunking regex ("" = no chunking)
+      decode_only     {id: bytes}, ordinary tokens that no merge makes (GPT-2's encoder.json lists
+                      "<|endoftext|>" so; Hugging Face files have such entries): they are in vocab
+                      and decode, but encoding never produces them, exactly as in their home library
     The 256 byte tokens normally have ids 0..255 (id == byte value). Pretrained vocabularies such
     as GPT-2's order them differently, so the byte -> id table `byte_ids` is explicit.
     Change merges through the methods (train, extend, truncated, load): they rebuild vocab.
@@ -36,12 +40,13 @@ class Tokenizer:
         model_file.register_class(cls)  # so load() can rebuild it from its name in a .model file
 
     def __init__(self, pattern="", *, merges=None, byte_ids=None, special_tokens=None, name=None,
-                 tiktoken_encoding=None):
+                 tiktoken_encoding=None, decode_only=None):
         """A tokenizer with these merges (none: the 256 byte tokens only); see from_merges."""
         self.pattern = pattern
         self.name = name or type(self).__name__
         self._compiled = regex.compile(pattern) if pattern else None
-        self._set_merges(merges or {}, list(range(256)) if byte_ids is None else byte_ids)
+        self._set_merges(merges or {}, list(range(256)) if byte_ids is None else byte_ids,
+                         decode_only=decode_only)
         self.special_tokens = {}
         self.register_special_tokens(special_tokens or {})
         if tiktoken_encoding is not None:
@@ -51,7 +56,7 @@ class Tokenizer:
 
     @classmethod
     def from_merges(cls, merges, *, pattern="", byte_ids=None, special_tokens=None, name=None,
-                    tiktoken_encoding=None):
+                    tiktoken_encoding=None, decode_only=None):
         """A `cls` holding these merges, built without running a subclass __init__ (which may
         download, as GPT4Tokenizer's does).
 
@@ -59,18 +64,19 @@ class Tokenizer:
         trainers return them. byte_ids: the ids of bytes 0..255 (default: id == byte).
         special_tokens: {name: id}. tiktoken_encoding: a tiktoken.Encoding known to give
         exactly these ids, used as the fast path without checking (fastpath.check_exact) or
-        rebuilding it.
+        rebuilding it. decode_only: {id: bytes} for tokens no merge makes (see the class).
         """
         tok = cls.__new__(cls)
         Tokenizer.__init__(tok, pattern, merges=merges, byte_ids=byte_ids,
                            special_tokens=special_tokens, name=name,
-                           tiktoken_encoding=tiktoken_encoding)
+                           tiktoken_encoding=tiktoken_encoding, decode_only=decode_only)
         return tok
 
     # ---- building the vocabulary -------------------------------------------------------------
 
-    def _set_merges(self, merges, byte_ids, exact_prefix=0):
-        """Install merges and the byte -> id table; rebuild everything derived from them."""
+    def _set_merges(self, merges, byte_ids, exact_prefix=0, decode_only=None):
+        """Install merges, the byte -> id table and the decode-only tokens; rebuild everything
+        derived from them."""
         if not isinstance(merges, dict):
             merges = {(a, b): c for a, b, c in merges}
         self.byte_ids = list(byte_ids)
@@ -83,9 +89,25 @@ class Tokenizer:
                 raise ValueError(f"merge #{k} ({left}, {right}) -> {new}: each part must be a byte "
                                  f"id or an earlier merge's id, and the new id must be unused")
             vocab[new] = vocab[left] + vocab[right]
+        self.decode_only = {}
+        for idx, token in sorted((decode_only or {}).items()):
+            if not isinstance(idx, int) or isinstance(idx, bool) or idx < 0 or idx in vocab:
+                raise ValueError(f"decode-only token {idx!r}: the id must be an int >= 0 that no "
+                                 f"byte or merge uses")
+            vocab[idx] = self.decode_only[idx] = bytes(token)
         self.vocab = vocab
         self._tiktoken = None              # (state key, Encoding or the ValueError it raised)
         self._exact_prefix = exact_prefix  # merges already checked for tiktoken exactness
+
+    @property
+    def compiled_pattern(self):
+        """The compiled split pattern (None without one); minbpe's name."""
+        return self._compiled
+
+    @property
+    def inverse_special_tokens(self):
+        """{id: name} of the special tokens; minbpe's name."""
+        return {i: name for name, i in self.special_tokens.items()}
 
     @property
     def n_vocab(self):
@@ -183,7 +205,8 @@ class Tokenizer:
             raise ValueError(f"vocab_size must be an int in [256, {256 + len(self.merges)}], "
                              f"got {vocab_size!r}")
         kept = dict(list(self.merges.items())[:vocab_size - 256])
-        new = self._with_merges(kept, min(self._exact_prefix, len(kept)), specials={})
+        new = self._with_merges(kept, min(self._exact_prefix, len(kept)), specials={},
+                                decode_only={i: t for i, t in self.decode_only.items() if i < vocab_size})
         start = max(vocab_size, max(new.vocab) + 1)
         names = sorted(self.special_tokens, key=self.special_tokens.get)
         new.register_special_tokens({name: start + i for i, name in enumerate(names)})
@@ -196,11 +219,13 @@ class Tokenizer:
         new._tiktoken = self._tiktoken  # same state, same Encoding: no need to rebuild it
         return new
 
-    def _with_merges(self, merges, exact_prefix, specials=None):
-        """A new tokenizer like this one (class, name, pattern, bytes, specials) with `merges`."""
-        new = type(self).from_merges(merges, pattern=self.pattern, byte_ids=self.byte_ids,
-                                     name=self.name,
-                                     special_tokens=self.special_tokens if specials is None else specials)
+    def _with_merges(self, merges, exact_prefix, specials=None, decode_only=None):
+        """A new tokenizer like this one (class, name, pattern, bytes, specials, decode-only
+        tokens) with `merges`."""
+        new = type(self).from_merges(
+            merges, pattern=self.pattern, byte_ids=self.byte_ids, name=self.name,
+            special_tokens=self.special_tokens if specials is None else specials,
+            decode_only=self.decode_only if decode_only is None else decode_only)
         new._exact_prefix = exact_prefix
         return new
 
@@ -243,6 +268,65 @@ class Tokenizer:
             pos = m.end()
         ids.extend(self.encode_ordinary(text[pos:]))
         return ids
+
+    def encode_iterable(self, iterable, allowed_special="none_raise", block_chars=1 << 16):
+        """Yield the ids of "".join(iterable) lazily; a file object works (it yields lines).
+
+        Memory stays bounded (a block of about `block_chars` characters, plus the longest chunk)
+        whatever the input's size. The text is encoded a block at a time and cut only where
+        the cut cannot change an id (see _safe_cut): never at a line end as such, because the
+        split pattern decides a chunk by looking past it (`\\s+(?!\\S)` and `\\s++$` read the next
+        character or the end of the text), so a whitespace run cut at a newline would split
+        differently. Without a split pattern (BasicTokenizer) a block is cut only after a
+        special token, so there the memory is bounded by the distance between them.
+        """
+        allowed, disallowed = resolve_allowed(self.special_tokens, allowed_special)
+        names = frozenset(allowed | disallowed)
+        pending, size, threshold = [], 0, block_chars
+        for piece in iterable:
+            pending.append(piece)
+            size += len(piece)
+            if size < threshold:
+                continue
+            text = "".join(pending)
+            cut = self._safe_cut(text, names)
+            if cut:
+                yield from self.encode(text[:cut], allowed_special)
+            pending, size = [text[cut:]], len(text) - cut
+            # no cut (one huge whitespace run): wait for twice as much, so joins stay linear
+            threshold = block_chars if cut else 2 * size
+        yield from self.encode("".join(pending), allowed_special)
+
+    def _safe_cut(self, text, names):
+        """An index c such that encode(text[:c]) + encode(text[c:] + anything) == encode(text +
+        anything); 0 when none is found.
+
+        Specials first: a name starting more than the longest name's length before the end is
+        wholly inside `text`, so it matches here exactly as in the full text. Then the split
+        pattern, inside the ordinary segment after the last such special: its last two chunks
+        are held back (the pattern looks at most one run past a chunk, which the next chunk
+        holds), and the cut is kept only if the text before it splits into the same chunks on
+        its own; since chunks are encoded independently, the ids are then the same.
+        """
+        limit, seg_start = len(text) - max(map(len, names), default=0), 0
+        if names:
+            for m in special_regex(names).finditer(text):
+                if m.start() >= limit:
+                    break
+                if m.end() > limit:
+                    return m.start()  # the segment before this special is complete
+                seg_start = m.end()
+        if self._compiled is None or limit <= seg_start:
+            return seg_start
+        seg = text[seg_start:limit]
+        chunks = self._compiled.findall(seg)
+        for keep in range(len(chunks) - 2, max(len(chunks) - 6, 0), -1):
+            cut = sum(map(len, chunks[:keep]))
+            if "\ud800" <= seg[cut - 1] <= "\udbff":
+                continue  # never between the halves of a surrogate pair
+            if self._compiled.findall(seg[:cut]) == chunks[:keep]:
+                return seg_start + cut
+        return seg_start
 
     def encode_batch(self, texts, allowed_special="none_raise"):
         """Encode many texts; with the fast path and no allowed specials, in parallel threads."""
@@ -297,11 +381,19 @@ class Tokenizer:
     def check_tiktoken_exact(self):
         """Raise ValueError unless tiktoken, given our ranks, returns exactly our ids on every
         text (fastpath.check_exact says why that is not automatic)."""
-        fastpath.check_exact(self.vocab, self.merges, self.byte_ids, start=self._exact_prefix)
+        fastpath.check_exact(self._merged_vocab(), self.merges, self.byte_ids,
+                             start=self._exact_prefix)
         self._exact_prefix = len(self.merges)
 
+    def _merged_vocab(self):
+        """vocab without the decode-only tokens: what tiktoken may rank (fastpath.check_exact)."""
+        if not self.decode_only:
+            return self.vocab
+        return {i: t for i, t in self.vocab.items() if i not in self.decode_only}
+
     def to_tiktoken(self):
-        """A tiktoken.Encoding with exactly our ids (cached). ValueError if that is impossible."""
+        """A tiktoken.Encoding with exactly our ids (cached). ValueError if that is impossible.
+        Decode-only tokens are not in it (tiktoken would return a chunk equal to one as it)."""
         key = self._state_key()
         if self._tiktoken is not None and self._tiktoken[0] == key:
             cached = self._tiktoken[1]
@@ -310,7 +402,8 @@ class Tokenizer:
             return cached
         try:
             self.check_tiktoken_exact()
-            enc = fastpath.build_encoding(self.name, self.pattern, self.vocab, self.special_tokens)
+            enc = fastpath.build_encoding(self.name, self.pattern, self._merged_vocab(),
+                                          self.special_tokens)
         except ValueError as e:
             self._tiktoken = (key, e)
             raise
@@ -326,10 +419,17 @@ class Tokenizer:
         """
         model_file.save(self, file_prefix)
 
+    def load(self, model_file):
+        """minbpe's way: read a `.model` file (ours or minbpe's) into this tokenizer, replacing
+        its merges, pattern and special tokens. `tokenizer.load(path)` returns a new one instead."""
+        self.__dict__.update(vars(read_model_file(model_file)))
+        return self
+
     def save_tiktoken(self, path):
-        """Write the standard `.tiktoken` rank file (base64 token, space, rank per line)."""
+        """Write the standard `.tiktoken` rank file (base64 token, space, rank per line).
+        Decode-only tokens are left out: tiktoken would produce them (see to_tiktoken)."""
         self.check_tiktoken_exact()
-        write_text_atomic(path, fastpath.tiktoken_file_text(self.vocab))
+        write_text_atomic(path, fastpath.tiktoken_file_text(self._merged_vocab()))
 
     def save_hf(self, path):
         """Write a Hugging Face `tokenizer.json` (see tokenizer/hf.py)."""

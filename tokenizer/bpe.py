@@ -20,6 +20,15 @@ encodes with `apply_merges`; pretrained.py recovers merges with `rank_bpe`.
 import unicodedata
 
 
+def get_stats(ids, counts=None):
+    """{(left, right): how often the pair occurs in `ids`}, added to `counts` when given (minbpe's
+    name: the count training takes its most frequent pair from)."""
+    counts = {} if counts is None else counts
+    for pair in zip(ids, ids[1:]):
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
 def merge(ids, pair, new_id):
     """Replace every non-overlapping occurrence of `pair` in `ids`, scanning left to right.
 
@@ -91,7 +100,11 @@ def fix_surrogates(text):
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+def replace_control_characters(text: str) -> str:
+    """Escape control characters (newline, tab, ...) so a token prints on one line."""
+    return "".join(ch if unicodedata.category(ch)[0] != "C" else f"\\u{ord(ch):04x}" for ch in text)
+
+
 def render_token(token: bytes) -> str:
     """Printable form of a token: UTF-8 with replacement, control characters escaped."""
-    text = token.decode("utf-8", errors="replace")
-    return "".join(ch if unicodedata.category(ch)[0] != "C" else f"\\u{ord(ch):04x}" for ch in text)
+    return replace_control_characters(token.decode("utf-8", errors="replace"))

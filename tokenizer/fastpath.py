@@ -27,7 +27,9 @@ def check_exact(vocab, merges, byte_ids, start=0):
     parents, both algorithms apply merges in the same (rank) order, left to right.
     Also required: no two ids share bytes, and merge ids increase in merge order.
     Trained vocabularies essentially always pass; pretrained ones pass by construction.
-    Merges before index `start` are taken as already checked.
+    Merges before index `start` are taken as already checked. `vocab` holds only tokens that
+    merges make (and the bytes): a decode-only token must not be given to tiktoken at all,
+    because tiktoken returns any chunk that is exactly a ranked token as that token.
     """
     ranks = {}
     for idx in sorted(vocab):

@@ -1,4 +1,4 @@
-"""Export a vocablab tokenizer as a Hugging Face `tokenizer.json` (byte-level BPE).
+"""Hugging Face `tokenizer.json` (byte-level BPE): the export, and the regex translations both ways.
 
     tok.save_hf("out/tokenizer.json")      # then: tokenizers.Tokenizer.from_file("out/tokenizer.json")
 
@@ -10,7 +10,7 @@ Why this layout: the `tokenizers` library can express exactly what vocablab does
    character, GPT-2's bytes_to_unicode table, because HF vocabularies are strings, not bytes.
 3. A BPE model whose vocab is those strings with our ids and whose merges are in our rank order.
    HF applies the lowest-rank merge present first, the same rule as our encode.
-Special tokens become `added_tokens`, which HF matches before pre-tokenizing.
+Special tokens become `added_tokens`, which HF matches before pre-tokenizing, and vocab entries.
 
 HF compiles the pattern with Oniguruma in Ruby syntax, which reads three things differently
 from the `regex` module, so `to_onig` rewrites them (tests/test_hf_export.py checks the result
@@ -20,6 +20,8 @@ encodes identically with GPT-2's and GPT-4's patterns):
 - `$` is end of text (or before a final newline) in `regex` but end of *line* in Ruby: `\\Z`.
 - `^` likewise: `\\A`.
 `?+`, `*+`, `++`, `\\p{L}`, `\\s`, `(?i:...)` and lookaheads mean the same in both and pass through.
+Reading a file back (formats.py) needs the opposite, `from_onig`: Ruby's `$`/`^` are line anchors
+(`(?m:$)`), `\\Z` is `$`, `\\z` is `\\Z`, and `X{1,3}+` means `(?:X{1,3})+`.
 Known gap: the two libraries may ship different Unicode versions, so a character assigned very
 recently (e.g. U+0558, Unicode 16) can be a letter to one and unassigned to the other.
 """
@@ -75,6 +77,49 @@ def to_onig(pattern):
     return "".join(atoms)
 
 
+def from_onig(pattern):
+    """The `regex`-module pattern that matches what Oniguruma (Ruby syntax) matches for `pattern`:
+    the inverse of to_onig, for split patterns read from a tokenizer.json."""
+    atoms, i, cls = [], 0, None
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            j = i + 2
+            if pattern[i + 1:i + 3] in ("p{", "P{"):
+                j = pattern.index("}", i) + 1
+            piece, i = pattern[i:j], j
+        else:
+            piece, i = c, i + 1
+        if cls is not None:
+            cls += piece
+            if piece == "]" and cls not in ("[]", "[^]"):
+                atoms.append(cls)
+                cls = None
+            continue
+        m = _INTERVAL.match(pattern, i - 1) if piece == "{" else None
+        if piece == "[":
+            cls = "["
+        elif piece in ("\\h", "\\H", "\\R", "\\K", "\\G"):
+            raise ValueError(f"split pattern {pattern!r}: Oniguruma's {piece} has no translation here")
+        elif piece in ("$", "^"):
+            atoms.append(f"(?m:{piece})")  # Ruby anchors are always line anchors
+        elif piece == "\\Z":
+            atoms.append("$")  # end of text or before a final newline, in both
+        elif piece == "\\z":
+            atoms.append("\\Z")
+        elif m and pattern[m.end():m.end() + 1] == "+":
+            if not atoms or atoms[-1] in (")", "|", "("):
+                raise ValueError(f"split pattern {pattern!r}: cannot translate the repeated interval "
+                                 f"at offset {i - 1} (only after a single character, escape or class)")
+            atoms[-1] = f"(?:{atoms[-1]}{m.group(0)})+"
+            i = m.end() + 1
+        else:
+            atoms.append(piece)
+    if cls is not None:
+        raise ValueError(f"split pattern {pattern!r}: unterminated character class")
+    return "".join(atoms)
+
+
 def bytes_to_unicode():
     """GPT-2's map from each byte to a printable character.
 
@@ -108,6 +153,13 @@ def to_hf_dict(tok):
         seen[s] = idx
         vocab[s] = idx
     merges = [f"{as_str(tok.vocab[a])} {as_str(tok.vocab[b])}" for (a, b) in tok.merges]
+    # Specials go in the model vocab too (as in GPT-2's own tokenizer.json): HF ignores an added
+    # token's "id" when the vocab lacks it and numbers it after the vocab, so cl100k's
+    # <|endoftext|> (100257, after a gap) would otherwise come back as 100256.
+    for name, idx in tok.special_tokens.items():
+        if vocab.setdefault(name, idx) != idx:
+            raise ValueError(f"special token {name!r} ({idx}) reads as the ordinary token "
+                             f"{vocab[name]} in a Hugging Face vocab; it cannot be exported")
 
     pre = [{"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]
     if tok.pattern:

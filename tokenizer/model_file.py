@@ -7,6 +7,8 @@
     byte_ids identity                     (or the 256 ids of bytes 0..255, for GPT-2/GPT-4)
     special_tokens 1
     "<|endoftext|>" 4096
+    decode_only 1                         (only when there are any: tokens no merge makes)
+    50256 PHxlbmRvZnRleHR8Pg==            (id, then the token's bytes in base64)
     merges 3840
     101 32 256                            (left right new_id, in merge order)
     ...
@@ -22,6 +24,8 @@ never half of one. `load` builds the tokenizer through the public `cls.from_merg
 it may build register themselves here (base.Tokenizer does it for every subclass), so this module
 needs nothing from base.py.
 """
+import base64
+import binascii
 import json
 from pathlib import Path
 
@@ -29,7 +33,6 @@ import regex
 
 from .atomic import atomic_writer, write_text_atomic
 from .bpe import render_token
-from .sentencepiece import SentencePieceTokenizer, is_sentencepiece_model
 
 __all__ = ["save", "load", "vocab_text", "register_class", "TOKENIZER_CLASSES", "FORMAT_LINE",
            "MINBPE_LINE", "atomic_writer", "write_text_atomic"]
@@ -60,6 +63,9 @@ def save(tok, file_prefix):
              "byte_ids identity" if identity else "byte_ids " + " ".join(map(str, tok.byte_ids)),
              f"special_tokens {len(tok.special_tokens)}"]
     lines += [f"{json.dumps(n, ensure_ascii=False)} {i}" for n, i in tok.special_tokens.items()]
+    if tok.decode_only:  # absent when empty, so files without such tokens read as before
+        lines.append(f"decode_only {len(tok.decode_only)}")
+        lines += [f"{i} {base64.b64encode(t).decode('ascii')}" for i, t in tok.decode_only.items()]
     lines.append(f"merges {len(tok.merges)}")
     lines += [f"{a} {b} {c}" for (a, b), c in tok.merges.items()]
     write_text_atomic(prefix.with_name(prefix.name + ".model"), "\n".join(lines) + "\n")
@@ -75,6 +81,8 @@ def vocab_text(tok):
         if idx in parents:
             a, b = parents[idx]
             shown = f"[{render_token(tok.vocab[a])}][{render_token(tok.vocab[b])}] -> " + shown
+        elif idx in tok.decode_only:
+            shown += " (decode-only: no merge makes it)"
         lines.append(shown)
     lines += [f"special [{n}] {i}" for n, i in sorted(tok.special_tokens.items(), key=lambda x: x[1])]
     return "\n".join(lines) + "\n"
@@ -121,6 +129,9 @@ class _Lines:
             raise self.error(f"expected a JSON-quoted string, got {text[:60]!r}")
         return value, text[end:]
 
+    def peek(self):
+        return self.lines[self.n].rstrip("\r") if self.n < len(self.lines) else ""
+
     def done(self):
         for line in self.lines[self.n:]:
             self.n += 1
@@ -129,11 +140,8 @@ class _Lines:
 
 
 def load(path):
-    """Load a `.model` file written by save(), by minbpe or by SentencePiece; return the right class."""
+    """Load a `.model` file written by save() (or by minbpe) and return the right class."""
     path = Path(path)
-    with open(path, "rb") as f:  # SentencePiece's .model is a binary protobuf, ours is text
-        if is_sentencepiece_model(f.read(16)):
-            return SentencePieceTokenizer.load(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -166,8 +174,20 @@ def load(path):
     for _ in range(r.ints(r.keyword("special_tokens"), 1, "a count")[0]):
         special, rest = r.json_string(r.next("a special token line"))
         _add_special(r, specials, where, special, r.ints(rest, 1, "the special token's id")[0])
+    decode_only = {}
+    if r.peek().startswith("decode_only "):
+        for _ in range(r.ints(r.keyword("decode_only"), 1, "a count")[0]):
+            line = r.next("a decode-only token line 'id base64'")
+            idx, _, b64 = line.partition(" ")
+            try:
+                token = base64.b64decode(b64, validate=True)
+            except binascii.Error:
+                token = b""
+            if not idx.isdigit() or not token:
+                raise r.error(f"expected a decode-only token line 'id base64', got {line[:60]!r}")
+            decode_only[int(idx)] = token
     merges = _read_merges(r, r.ints(r.keyword("merges"), 1, "a count")[0], byte_ids)
-    return _build(r, cls, pattern, merges, byte_ids, specials, name)
+    return _build(r, cls, pattern, merges, byte_ids, specials, name, decode_only)
 
 
 def _check_pattern(r, pattern):
@@ -229,10 +249,10 @@ def _load_minbpe(r):
     return _build(r, cls, pattern, merges, list(range(256)), specials)
 
 
-def _build(r, cls, pattern, merges, byte_ids, specials, name=None):
+def _build(r, cls, pattern, merges, byte_ids, specials, name=None, decode_only=None):
     """The tokenizer the file describes; a special id that clashes is an error naming the file."""
     try:
         return cls.from_merges(merges, pattern=pattern, byte_ids=byte_ids, special_tokens=specials,
-                               name=name)
+                               name=name, decode_only=decode_only)
     except ValueError as e:
         raise ValueError(f"{r.path}: {e}") from None

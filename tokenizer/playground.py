@@ -163,8 +163,8 @@ def main(argv=None):
         description="Serve a local page that shows how text splits into tokens, as you type, "
                     "for several tokenizers side by side. Open the printed address in a browser.")
     p.add_argument("tokenizers", nargs="*", metavar="TOKENIZER",
-                   help="a .model file written by tok.save, or gpt2 / cl100k (default: cl100k and "
-                        "gpt2 if it loads offline)")
+                   help="a tokenizer file or folder (.model, tokenizer.json, .tiktoken, tekken, "
+                        "GPT-2's files), or gpt2 / cl100k / tekken (default: cl100k and gpt2)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 = any free)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: only this machine can connect)")

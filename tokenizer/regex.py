@@ -13,4 +13,4 @@ class RegexTokenizer(Tokenizer):
     """
 
     def __init__(self, pattern=GPT4_SPLIT_PATTERN, **state):
-        super().__init__(pattern, **state)
+        super().__init__(GPT4_SPLIT_PATTERN if pattern is None else pattern, **state)  # None: minbpe's default

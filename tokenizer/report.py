@@ -14,17 +14,18 @@ import sys
 from pathlib import Path
 
 from .atomic import write_text_atomic
+from .bpe import render_token
 from .pretrained import PRETRAINED, TokenizerLoadError, load_any
 from .sample_texts import SAMPLE_TEXTS
 
-__all__ = ["TokenizerLoadError", "load_tokenizer", "load_tokenizers", "read_texts",
+__all__ = ["TokenizerLoadError", "load_tokenizer", "load_tokenizers", "read_texts", "describe",
            "bytes_per_token", "format_terminal", "format_markdown", "main"]
 
 
 def load_tokenizer(spec):
     """(name to show, tokenizer) for a `.model` path or a pretrained name (see load_any)."""
     tok = load_any(spec)
-    if Path(spec).is_file():
+    if Path(spec).exists():
         return Path(spec).stem, tok
     return PRETRAINED[spec.lower()][1], tok
 
@@ -62,6 +63,18 @@ def read_texts(texts_dir=None):
             except UnicodeDecodeError as e:
                 raise ValueError(f"{f}: not valid UTF-8 (byte {e.start}); tokenizers here take UTF-8 text") from e
     return texts
+
+
+def describe(tok):
+    """One line on what the vocabulary holds: merges, specials, and ids encoding never produces
+    (decode-only tokens, e.g. GPT-2's <|endoftext|> when read from its encoder.json)."""
+    line = (f"{tok.n_vocab} ids: 256 bytes, {len(tok.merges)} merges, "
+            f"{len(tok.special_tokens)} special")
+    if tok.decode_only:
+        shown = ", ".join(f"{i} {render_token(t)!r}" for i, t in list(tok.decode_only.items())[:3])
+        more = ", ..." if len(tok.decode_only) > 3 else ""
+        line += f", {len(tok.decode_only)} decode-only (no merge makes them: {shown}{more})"
+    return line
 
 
 def bytes_per_token(tokenizers, texts):
@@ -122,8 +135,9 @@ def main(argv=None):
                     "(English, code, numbers, other languages, emoji, whitespace) and on your own "
                     "files, relative to the first tokenizer.")
     p.add_argument("tokenizers", nargs="*", metavar="TOKENIZER",
-                   help="a .model file written by tok.save, or a pretrained name: gpt2, cl100k "
-                        "(default: cl100k and gpt2; gpt2 is skipped if it cannot load offline)")
+                   help="a tokenizer file or folder (.model, tokenizer.json, .tiktoken, tekken, "
+                        "GPT-2's files), or a pretrained name: gpt2, cl100k, tekken "
+                        "(default: cl100k and gpt2; one that cannot load is skipped)")
     p.add_argument("--texts", metavar="DIR", help="also compare on each .txt/.md/.py file in DIR")
     p.add_argument("--markdown", metavar="OUT.md", help="also write the table as markdown to this file")
     args = p.parse_args(argv)
@@ -138,6 +152,9 @@ def main(argv=None):
     names = list(toks)
     table = bytes_per_token(toks, texts)
     print(format_terminal(table, names))
+    print()
+    for name, tok in toks.items():
+        print(f"{name}: {describe(tok)}")
     if args.markdown:
         out = Path(args.markdown)
         out.parent.mkdir(parents=True, exist_ok=True)

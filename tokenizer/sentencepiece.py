@@ -42,18 +42,13 @@ SentencePiece takes the leftmost, Hugging Face the better-ranked pair; and piece
 score (Mistral's whitespace runs, all at -1e9) tie by position here but by rank there. A
 tokenizer.json can only approximate these models.
 """
-import hashlib
+import copy
 import heapq
 import operator
-import os
 import re
-import subprocess
-import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
-from . import protobuf
+from . import downloads, protobuf
 from .atomic import atomic_writer
 from .bpe import fix_surrogates
 from .protobuf import Field
@@ -316,6 +311,12 @@ class SentencePieceTokenizer:
     def __getstate__(self):
         # the encode cache is only a speed-up: do not ship it to worker processes
         return {**self.__dict__, "_cache": {}}
+
+    def copy(self):
+        """An independent copy (load_any hands out copies of the pretrained tokenizers it caches)."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(copy.deepcopy(self.__getstate__()))
+        return clone
 
     def _control_id(self, piece):
         i = self._reserved.get(piece)
@@ -675,58 +676,19 @@ class SentencePieceTokenizer:
 
 # ---- the Mistral 7B tokenizers, fetched from the package index ----------------------------------
 
-MISTRAL_REQ = "mistral-common==1.13.1"
-MISTRAL_WHEEL = "mistral_common-1.13.1-py3-none-any.whl"
-# sha256 of the wheel on PyPI: pip checks the index's hash, this also guards a mirror's copy
-MISTRAL_WHEEL_SHA256 = "98b4d0755b8d90bf4691fa8f1b70cb3b4a8cd4dc1653c4ed08ef3d1c7d2c29af"
-MISTRAL_MODELS = {"v1": "mistral_common/data/tokenizer.model.v1",  # Mistral 7B v0.1, 32000 pieces
-                  "v7": "mistral_common/data/mistral_instruct_tokenizer_241114.model.v7"}  # 32768
+# The Mistral 7B tokenizers, as files inside the mistral-common wheel (see downloads.py)
+MISTRAL_MODELS = {"v1": "tokenizer.model.v1",                          # Mistral 7B v0.1, 32000 pieces
+                  "v7": "mistral_instruct_tokenizer_241114.model.v7"}  # 32768, user-defined pieces
 
 
 def mistral_model_path(version="v1", cache=None) -> Path:
-    """The Mistral 7B tokenizer's `.model` file, taken out of the mistral-common wheel.
-
-    The wheel is fetched once with `pip download` (wherever pip reaches an index or mirror),
-    checked against its pinned sha256 and kept in CACHE/mistral-common/, with the model file
-    beside it. CACHE: `cache`, else $VOCABLAB_CACHE, else ~/.cache/vocablab (data.sources'
-    rule). Raises OSError with a one-line reason when the wheel cannot be had.
-    """
+    """The Mistral 7B tokenizer's `.model` file, taken once out of the pinned mistral-common wheel
+    (downloads.fetch: sha256-checked, cached in ~/.cache/vocablab or `cache`). Raises
+    downloads.DownloadError (an OSError's sibling: a RuntimeError) when it cannot be had."""
     if version not in MISTRAL_MODELS:
         raise ValueError(f"unknown Mistral tokenizer version {version!r}; choose one of "
                          f"{', '.join(MISTRAL_MODELS)}")
-    cache = Path(cache or os.environ.get("VOCABLAB_CACHE") or Path.home() / ".cache" / "vocablab")
-    folder = cache / "mistral-common"
-    dest = folder / f"mistral_{version}.model"
-    if dest.is_file():
-        return dest
-    wheel = folder / MISTRAL_WHEEL
-    if not wheel.is_file():
-        _download_wheel(wheel)
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    if digest != MISTRAL_WHEEL_SHA256:
-        raise OSError(f"{wheel}: sha256 {digest}, expected {MISTRAL_WHEEL_SHA256}; delete it "
-                      f"and try again")
-    with zipfile.ZipFile(wheel) as z, atomic_writer(dest) as f:
-        f.write(z.read(MISTRAL_MODELS[version]))
-    return dest
-
-
-def _download_wheel(wheel):
-    wheel.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=wheel.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-input",
-               "--disable-pip-version-check", "-q", MISTRAL_REQ, "-d", tmp]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise OSError(f"could not run pip to download {MISTRAL_REQ}: {e}") from None
-        got = Path(tmp) / MISTRAL_WHEEL
-        if proc.returncode != 0 or not got.is_file():
-            said = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise OSError(f"could not download {MISTRAL_REQ} with pip (is a package index "
-                          f"reachable?). pip said: {' | '.join(said) or 'nothing'}. Or put "
-                          f"{MISTRAL_WHEEL} at {wheel} by hand.")
-        os.replace(got, wheel)
+    return downloads.fetch("mistral", cache) / MISTRAL_MODELS[version]
 
 
 def _short_name(path):

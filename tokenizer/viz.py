@@ -75,8 +75,8 @@ def main(argv=None):
         prog="python -m tokenizer.viz",
         description="Show how a text splits into tokens (coloured in the terminal, or as HTML).")
     p.add_argument("tokenizer", nargs="?", default="cl100k",
-                   help="a .model file, or cl100k (gpt4) / gpt2 for the pretrained ones "
-                        "(default cl100k)")
+                   help="a tokenizer file or folder (.model, tokenizer.json, .tiktoken, tekken, "
+                        "GPT-2's files), or cl100k (gpt4) / gpt2 / tekken (default cl100k)")
     p.add_argument("text", nargs="?",
                    help="the text to show (default: standard input if piped, else built-in samples)")
     p.add_argument("--html", metavar="PATH", help="also write a standalone HTML page here")
