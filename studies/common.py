@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 from data import atomic_writer
 from data.sources import doc_hash
 
@@ -96,6 +98,17 @@ def docs_digest(docs):
         h.update(len(b).to_bytes(8, "little"))
         h.update(b)
     return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------- measuring
+
+def kl_divergence(log_p, log_q):
+    """KL(p || q) per position, nats, from log-probabilities over the last dimension.
+
+    log_q may cover only the ids p can put mass on (new_tokens compares a model with its grown
+    copy on the old ids): terms where p is 0 contribute nothing.
+    """
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
 
 
 # ---------------------------------------------------------------------------------- atomic writes

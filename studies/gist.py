@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from studies.base_model import EOT, base_spec, ensure_base, load_base
-from studies.common import StudyError, atomic_write_text, pyplot, save_figure, study_main
+from studies.common import StudyError, atomic_write_text, kl_divergence, pyplot, save_figure, study_main
 
 
 @dataclass
@@ -202,8 +202,7 @@ def ce(logits: torch.Tensor, x: torch.Tensor) -> float:
 
 def kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
     """Mean over positions of KL(teacher || student), nats."""
-    lt, ls = teacher_logits.log_softmax(-1), student_logits.log_softmax(-1)
-    return (lt.exp() * (lt - ls)).sum(-1).mean()
+    return kl_divergence(teacher_logits.log_softmax(-1), student_logits.log_softmax(-1)).mean()
 
 
 def train_gist(model, bos: int, prompt: list[int], conts: torch.Tensor, k: int, cfg: GistConfig,

@@ -32,7 +32,7 @@ import torch
 
 from model.gpt import GPT
 from studies.base_model import EOT, base_spec, ensure_base, load_base
-from studies.common import StudyError, atomic_write_text, pyplot, save_figure, study_main
+from studies.common import StudyError, atomic_write_text, kl_divergence, pyplot, save_figure, study_main
 from studies.freeze import TRAIN_MODES, merge_rows, set_trainable
 
 
@@ -142,7 +142,7 @@ def step0_old_text(base: GPT, grown: GPT, w: torch.Tensor, batch_size: int = 16)
         x = w[i:i + batch_size, :-1].to(device)
         lp = base(x)[0].float().log_softmax(-1)
         lq = grown(x)[0].float().log_softmax(-1)
-        kl = (lp.exp() * (lp - lq[..., :old])).sum(-1)
+        kl = kl_divergence(lp, lq[..., :old])
         kl_sum += kl.sum().item()
         kl_max = max(kl_max, kl.max().item())
         mass += lq[..., old:].exp().sum().item()

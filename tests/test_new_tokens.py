@@ -3,6 +3,7 @@ import json
 import math
 import random
 
+import matplotlib.image
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,14 +14,7 @@ from studies.freeze import is_tied, merge_rows, set_trainable
 from studies.new_tokens import grow, NewTokensConfig, resized, run_study, step0_old_text
 from tokenizer import RegexTokenizer
 
-
-@pytest.fixture
-def one_thread():
-    """Tiny models on a shared 2-core box run faster on one thread than fighting over two."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def micro(vocab=40, tie=True, seed=0):
@@ -146,7 +140,7 @@ def test_extend_keeps_old_ids_and_grow_reports_parents():
     assert tok.n_vocab not in special.encode_ordinary("<|domain_0|>")
 
 
-def test_study_runs_end_to_end(tmp_path, one_thread):
+def test_study_runs_end_to_end(tmp_path):
     old = tmp_path / "old"
     old.mkdir()
     rng = random.Random(0)
@@ -160,9 +154,14 @@ def test_study_runs_end_to_end(tmp_path, one_thread):
         "--batch_size=2"])
     s = run_study(cfg, progress=False)
     out = tmp_path / "out"
-    for name in ("results.md", "results.json", "bpb_curves.png", "k_sweep.png"):
-        assert (out / name).stat().st_size > 0, name
     assert json.loads((out / "results.json").read_text())["runs"] == s["runs"]
+    for name in ("bpb_curves.png", "k_sweep.png"):
+        img = matplotlib.image.imread(out / name)
+        assert img.shape[0] > 300 and img.shape[1] > 400, name
+    md = (out / "results.md").read_text()
+    for r in s["runs"]:  # the table shows each run's own curve
+        c0, c1 = r["curve"][0], r["curve"][-1]
+        assert f"| {c0['new_bpb']:.3f} -> {c1['new_bpb']:.3f} | {c0['old_bpb']:.3f} -> {c1['old_bpb']:.3f} " in md
     runs = {(r["method"], r["init"], r["train"]): r for r in s["runs"]}
     assert set(runs) == {("merges", "mean", "new_rows"), ("merges", "parents", "new_rows"),
                          ("merges", "mean", "full"), ("special", "mean", "new_rows")}
