@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 
 from data import atomic_writer
+from data.prepare import prepare
+from data.shards import MANIFEST, ShardError, read_manifest
 from data.sources import doc_hash
-
-PARTS = ("tokenizer", "train", "val")
-
+from training import config_parser, load_dataclass, parse_overrides, sha256_file
 
 class StudyError(ValueError):
     """A study cannot run as configured; the message says what to change."""
@@ -32,23 +32,35 @@ class StudyError(ValueError):
 def load_study_config(cls, path=None, overrides=None):
     """cls() <- TOML file <- overrides, by train_gpt's rules (TOML keys == field names, lists
     comma-separated on the command line); errors are StudyErrors."""
-    from training import load_dataclass
-
     return load_dataclass(cls, path, overrides, error=StudyError, help_cmd="--help")
 
 
-def study_main(argv, cls, run_study, results_markdown, prog, description):
-    """The command line of a study whose settings are one dataclass: parse, run, print results.md."""
-    from training import config_parser
+def study_main(argv, cls, run_study, results_markdown, prog, description, *, parser=None, load=None):
+    """The command line of a study: parse, load the config, run, print results.md.
 
-    args = vars(config_parser(cls, description, prog).parse_args(argv))
+    By default the settings are one dataclass `cls`, with one --key per field. A study with keys
+    beyond its dataclass (vocab_sweep passes train_gpt's keys through) gives its own `parser`,
+    whose unknown --key=value items then go to `load(path, overrides)` to be checked there.
+    results_markdown=None prints nothing at the end (the study printed its own summary).
+    """
+    if parser is None:
+        parser = config_parser(cls, description, prog)
+        args, rest = vars(parser.parse_args(argv)), []
+    else:
+        args, rest = parser.parse_known_args(argv)
+        args = vars(args)
+        for item in rest:
+            if not item.startswith("--"):
+                parser.error(f"unexpected argument {item!r}")
     path = args.pop("config")
+    load = load or (lambda path, overrides: load_study_config(cls, path, overrides))
     try:
-        summary = run_study(load_study_config(cls, path, args))
+        summary = run_study(load(path, {**args, **parse_overrides(rest)}))
     except (FileNotFoundError, ValueError) as e:  # StudyError and train_gpt's ConfigError included
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(results_markdown(summary))
+    if results_markdown is not None:
+        print(results_markdown(summary))
     return 0
 
 
@@ -137,10 +149,6 @@ def prepare_cached(tokenizer_path, docs_jsonl, val_threshold, cache_root, *, wor
     data.prepare writes meta.json last, so a directory holding it is complete; we also check
     that it names the tokenizer hash we expect before trusting it.
     """
-    from data.prepare import prepare
-    from data.shards import MANIFEST, ShardError, read_manifest
-    from training import sha256_file
-
     tok_sha = sha256_file(tokenizer_path)
     key = hashlib.sha256(f"{tok_sha} {sha256_file(docs_jsonl)} {val_threshold!r}".encode())
     out = Path(cache_root) / key.hexdigest()[:16]

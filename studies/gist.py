@@ -34,9 +34,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
-from studies.base_model import EOT, base_spec, ensure_base, load_base
+from data.sources import iter_documents
+from studies.base_model import base_spec, ensure_base, load_base
 from studies.common import StudyError, atomic_write_text, kl_divergence, pyplot, save_figure, study_main
+from tokenizer import EOT
+from training import pick_device
 
 
 @dataclass
@@ -241,8 +245,6 @@ def evaluate(model, bos, item: dict, gists: dict, inits: dict) -> dict:
 
 
 def run_task(name: str, model, bos: int, items: list[dict], cfg: GistConfig, progress: bool) -> dict:
-    from tqdm import tqdm
-
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -286,9 +288,6 @@ def run_task(name: str, model, bos: int, items: list[dict], cfg: GistConfig, pro
 
 
 def run_study(cfg: GistConfig, progress: bool = True) -> dict:
-    from data.sources import iter_documents
-    from training import pick_device
-
     if not cfg.ks or any(k < 1 for k in cfg.ks):
         raise StudyError(f"ks must be positive integers, got {cfg.ks}")
     t0 = time.perf_counter()

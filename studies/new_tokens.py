@@ -29,11 +29,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from data.prepare import token_byte_table
+from data.shards import read_manifest, read_shard
+from data.sources import doc_hash, iter_documents
 from model.gpt import GPT
-from studies.base_model import EOT, base_spec, ensure_base, load_base
+from studies.base_model import base_spec, ensure_base, load_base
 from studies.common import StudyError, atomic_write_text, kl_divergence, pyplot, save_figure, study_main
 from studies.freeze import TRAIN_MODES, merge_rows, set_trainable
+from tokenizer import EOT, load
+from training import evaluate_bpb, param_groups, pick_device
 
 
 # ------------------------------------------------------------------------------------------------
@@ -42,9 +48,6 @@ from studies.freeze import TRAIN_MODES, merge_rows, set_trainable
 
 def val_documents(data_dir) -> list[str]:
     """The documents of a shard directory's val split, decoded back to text (split on <|endoftext|>)."""
-    from data.shards import read_manifest, read_shard
-    from tokenizer import load
-
     meta = read_manifest(data_dir)
     tok = load(meta["tokenizer"]["path"])
     eot = meta["eot_id"]
@@ -59,8 +62,6 @@ def val_documents(data_dir) -> list[str]:
 
 def token_bytes(tok, n_vocab: int) -> torch.Tensor:
     """UTF-8 bytes per id (0 for specials): the denominator of bits per byte."""
-    from data.prepare import token_byte_table
-
     return torch.from_numpy(token_byte_table(tok, n_vocab).astype(np.int64))
 
 
@@ -96,8 +97,6 @@ def with_prefix(w: torch.Tensor, prefix: list[int]) -> tuple[torch.Tensor, torch
 
 def bpb(model, w: torch.Tensor, tbytes: torch.Tensor, prefix=(), batch_size: int = 16) -> float:
     """Bits per byte of the windows' targets, by the trainer's own evaluate_bpb."""
-    from training import evaluate_bpb
-
     batches = (with_prefix(w[i:i + batch_size], list(prefix)) for i in range(0, len(w), batch_size))
     return evaluate_bpb(model, batches, tbytes)[1]
 
@@ -220,8 +219,6 @@ class NewTokensConfig:
 
 def new_domain_docs(cfg: NewTokensConfig) -> tuple[list[str], list[str]]:
     """(train, val) documents of the new domain: hash order, capped at new_max_chars."""
-    from data.sources import doc_hash, iter_documents
-
     # Taken in an order fixed by the text but unrelated to the val split (which also uses doc_hash).
     docs = sorted(iter_documents(cfg.new_source, txt_mode=cfg.new_txt_mode), key=lambda d: doc_hash("take:" + d))
     taken, total = [], 0
@@ -262,10 +259,7 @@ def finetune(model, run: dict, old_vocab: int, data: dict, cfg: NewTokensConfig)
     """Train on the new domain as `run` says; evaluate both domains every eval_interval steps."""
     lr = {"new_rows": cfg.lr_new_rows, "embeddings": cfg.lr_embeddings, "full": cfg.lr_full}[run["train"]]
     params = set_trainable(model, run["train"], old_vocab)
-    decay = [p for p in params if p.dim() >= 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(param_groups(params, cfg.weight_decay), lr=lr, betas=(0.9, 0.95))
     g = torch.Generator().manual_seed(cfg.seed)
     device = next(model.parameters()).device
     stream, prefix = data["train"], data["prefix"]
@@ -297,8 +291,6 @@ def finetune(model, run: dict, old_vocab: int, data: dict, cfg: NewTokensConfig)
 
 
 def run_study(cfg: NewTokensConfig, progress: bool = True) -> dict:
-    from training import pick_device
-
     t_start = time.perf_counter()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -329,8 +321,6 @@ def run_study(cfg: NewTokensConfig, progress: bool = True) -> dict:
     torch.manual_seed(cfg.seed)
     results, grown_cache = [], {}
     runs = plan(cfg)
-    from tqdm import tqdm
-
     for run in tqdm(runs, desc="runs", disable=not progress):
         t0 = time.perf_counter()
         key = (run["method"], run["n"])

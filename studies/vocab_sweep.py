@@ -18,6 +18,7 @@ The recipe (each step prints what it is doing):
 import argparse
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import statistics
@@ -27,10 +28,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
+from data.loader import ShardLoader
+from data.shards import load_token_bytes
+from data.sources import iter_documents
+from model.gpt import GPT, GPTConfig
 from studies.common import (StudyError, atomic_write_text, docs_digest, line_plot,
-                            markdown_table, prepare_cached, split_documents, text_table,
-                            utf8_bytes, write_jsonl)
+                            markdown_table, prepare_cached, split_documents, study_main,
+                            text_table, utf8_bytes, write_jsonl)
+from tokenizer import SPLIT_PATTERNS, RegexTokenizer, load
+from training import (MODEL_KEYS, ConfigError, coerce, device_peak_flops, field_types, load_config,
+                      parse_overrides, read_toml, train)
 
 RARE = 10  # "rarely seen" threshold: ids the model trained on fewer than this many times
 
@@ -91,7 +101,6 @@ SWEEP_HELP = {  # --help text per key (the comments above, for the command line)
 
 
 def _train_keys():
-    from training import field_types
     return {k: t for k, t in field_types().items() if k not in CONTROLLED}
 
 
@@ -101,8 +110,6 @@ def load_sweep_config(path=None, overrides=None):
     Keys are SweepConfig's fields plus any TrainConfig key the sweep does not set itself
     (n_layer, n_embd, lr, device, ...); those go to every run unchanged.
     """
-    from training import ConfigError, coerce, load_config, parse_overrides, read_toml
-
     defaults, train_keys = SweepConfig(), _train_keys()
     values, train = {}, {}
 
@@ -148,17 +155,6 @@ def load_sweep_config(path=None, overrides=None):
 
 # ---------------------------------------------------------------------------------- arithmetic
 
-def flops_per_token(n_nonemb, vocab_rows, n_embd, n_layer, block_size):
-    """Training FLOPs per token: 6 per matmul weight (forward 2, backward 4) + attention.
-
-    n_nonemb: the weights that do not depend on the vocabulary; vocab_rows * n_embd: the output
-    projection, whose width is the (padded) vocabulary. The input embedding is a lookup, no
-    matmul. Attention scores and their weighted sum add 12 * n_layer * n_embd * block_size
-    (PaLM appendix B). This is what makes a bigger vocabulary cost more per token.
-    """
-    return 6 * (n_nonemb + vocab_rows * n_embd) + 12 * n_layer * n_embd * block_size
-
-
 def plan_steps(budget, amount, tokens_per_step, bytes_per_token=None, flops_per_tok=None):
     """Optimizer steps that spend `amount` bytes or FLOPs, rounded to the nearest step (>= 1).
 
@@ -174,15 +170,13 @@ def plan_steps(budget, amount, tokens_per_step, bytes_per_token=None, flops_per_
 
 
 def model_params(train_cfg, n_vocab, block_size):
-    """(non-embedding params, vocab-dependent params, padded vocab rows) of the run's model.
+    """(non-embedding params, vocab-dependent params, padded vocab rows, training FLOPs per token).
 
     Non-embedding means independent of the vocabulary: with untied embeddings the lm_head is
-    counted with the embeddings here, so every V gets the same non-embedding parameters.
+    counted with the embeddings here, so every V gets the same non-embedding parameters. The
+    FLOPs are the model's own count (GPT.flops_per_token): the output projection's width is the
+    padded vocabulary, which is what makes a bigger vocabulary cost more per token.
     """
-    import torch
-    from model.gpt import GPT, GPTConfig
-    from training import MODEL_KEYS
-
     keys = {k: getattr(train_cfg, k) for k in MODEL_KEYS if k != "block_size"}
     mcfg = GPTConfig(vocab_size=n_vocab, block_size=block_size, **keys)
     with torch.device("meta"):  # shapes only: no memory, no init cost even at 32k x 1024
@@ -191,7 +185,7 @@ def model_params(train_cfg, n_vocab, block_size):
     vocab_params = mcfg.padded_vocab_size * mcfg.n_embd * (1 if mcfg.tie_embeddings else 2)
     if not mcfg.rope:
         vocab_params += block_size * mcfg.n_embd  # wpe: an embedding table, but of positions
-    return total - vocab_params, vocab_params, mcfg.padded_vocab_size
+    return total - vocab_params, vocab_params, mcfg.padded_vocab_size, model.flops_per_token()
 
 
 def replay_training_tokens(shard_dir, batch_size, block_size, seed, n_batches, n_vocab,
@@ -201,10 +195,6 @@ def replay_training_tokens(shard_dir, batch_size, block_size, seed, n_batches, n
     train_gpt draws micro-batch k from ShardLoader(seed) in order, and batch k depends only on
     (seed, rank, k), so drawing the same n_batches again shows what the model saw, id by id.
     """
-    from tqdm import tqdm
-
-    from data.loader import ShardLoader
-
     loader = ShardLoader(shard_dir, "train", batch_size, block_size, seed=seed)
     counts = np.zeros(n_vocab, dtype=np.int64)
     target_bytes = 0
@@ -218,19 +208,10 @@ def replay_training_tokens(shard_dir, batch_size, block_size, seed, n_batches, n
 
 # ---------------------------------------------------------------------------------- the steps
 
-def _pattern(name):
-    from tokenizer import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
-    return {"gpt4": GPT4_SPLIT_PATTERN, "gpt2": GPT2_SPLIT_PATTERN}.get(name, name)
-
-
 def train_tokenizers(cfg, docs, out, log=print):
     """Train once at max(V), cache it by (documents, pattern, V), save every truncation."""
-    import hashlib
-
-    from tokenizer import RegexTokenizer, load
-
     vmax = max(cfg.vocab_sizes)
-    pattern = _pattern(cfg.pattern)
+    pattern = SPLIT_PATTERNS.get(cfg.pattern, cfg.pattern)  # a name, or a regex of your own
     key = hashlib.sha256(f"{docs_digest(docs)} {pattern} {vmax}".encode()).hexdigest()[:16]
     tok_dir = out / "tokenizers" / key
     big_path = tok_dir / f"v{vmax}.model"
@@ -257,8 +238,6 @@ def train_tokenizers(cfg, docs, out, log=print):
 
 def plan_run(cfg, meta, vocab_size):
     """Everything about one V's runs that follows from the config and its shards' manifest."""
-    from training import load_config
-
     train, val = meta["splits"]["train"], meta["splits"]["val"]
     # the training stream's bytes per token, <|endoftext|> separators (0 bytes) included: what
     # a batch of the stream holds on average
@@ -267,8 +246,7 @@ def plan_run(cfg, meta, vocab_size):
     block = cfg.context if cfg.context_unit == "tokens" else max(8, round(cfg.context / stream_bpt))
     tcfg = load_config(None, {**cfg.train, "data_dir": "unused", "block_size": block})
     n_vocab = meta["vocab_size"]
-    nonemb, vocab_params, rows = model_params(tcfg, n_vocab, block)
-    fpt = flops_per_token(nonemb, rows, tcfg.n_embd, tcfg.n_layer, block)
+    nonemb, vocab_params, _, fpt = model_params(tcfg, n_vocab, block)
     tokens_per_step = tcfg.batch_size * block * cfg.grad_accum
     amount = cfg.train_bytes if cfg.budget == "bytes" else cfg.train_flops
     steps = plan_steps(cfg.budget, amount, tokens_per_step, stream_bpt, fpt)
@@ -283,9 +261,6 @@ def plan_run(cfg, meta, vocab_size):
 
 def _time_estimate(flops, mfu=0.3):
     """' (estimate: ...)' on a GPU whose bf16 peak model.gpt knows, else ''."""
-    import torch
-    from training import device_peak_flops
-
     peak = device_peak_flops() if torch.cuda.is_available() else None
     if not peak:
         return ""
@@ -295,8 +270,6 @@ def _time_estimate(flops, mfu=0.3):
 
 def run_one(cfg, plan, shard_dir, tok_path, seed, run_dir, log=print):
     """Train one model (or reuse a finished identical run); returns train()'s result dict."""
-    from training import load_config, train
-
     steps = plan["steps"]
     tcfg = load_config(None, {
         **cfg.train, "data_dir": str(shard_dir), "tokenizer": str(tok_path),
@@ -319,8 +292,6 @@ def run_one(cfg, plan, shard_dir, tok_path, seed, run_dir, log=print):
 
 def run_sweep(cfg, log=print, progress=True):
     """The whole study; returns the per-V rows written to results.csv."""
-    import torch
-
     old_threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -331,9 +302,6 @@ def run_sweep(cfg, log=print, progress=True):
 
 
 def _run_sweep(cfg, log, progress):
-    from data.shards import load_token_bytes
-    from data.sources import iter_documents
-
     t_start = time.perf_counter()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -481,22 +449,8 @@ def build_parser():
 
 
 def main(argv=None):
-    from training import parse_overrides
-
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
-    args = vars(args)
-    path = args.pop("config")
-    for item in rest:
-        if not item.startswith("--"):
-            parser.error(f"unexpected argument {item!r}")
-    try:
-        cfg = load_sweep_config(path, {**args, **parse_overrides(rest)})
-        run_sweep(cfg)
-    except (StudyError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return study_main(argv, SweepConfig, run_sweep, None, "python -m studies.vocab_sweep", __doc__,
+                      parser=build_parser(), load=load_sweep_config)
 
 
 if __name__ == "__main__":

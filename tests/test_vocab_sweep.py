@@ -9,8 +9,7 @@ import pytest
 
 from data.sources import doc_hash
 from studies.common import StudyError, split_documents
-from studies.vocab_sweep import (flops_per_token, load_sweep_config, main, model_params,
-                                 plan_run, plan_steps, run_sweep)
+from studies.vocab_sweep import load_sweep_config, main, model_params, plan_run, plan_steps, run_sweep
 from tokenizer import GPT4_SPLIT_PATTERN, RegexTokenizer, load
 
 VOCABS = [256, 300, 400]
@@ -205,19 +204,19 @@ def test_equal_bytes_budget_gives_every_vocab_the_same_bytes(sweep):
 
 
 def test_flops_arithmetic_by_hand():
-    # 6 * (1000 + 64 * 8) + 12 * 2 layers * 8 dims * 16 positions = 9072 + 3072
-    assert flops_per_token(1000, 64, 8, 2, 16) == 12144
     assert plan_steps("flops", 12144 * 10 * 3, 10, flops_per_tok=12144) == 3
     assert plan_steps("bytes", 1000, 10, bytes_per_token=2.5) == 40
     assert plan_steps("bytes", 1, 10, bytes_per_token=2.5) == 1  # never zero steps
     # a one-layer model counted by hand: attention 8*24 + 8*8, MLP 8*32 + 32*8, three RMSNorms
     from training import load_config
     tcfg = load_config(None, {"n_layer": 1, "n_head": 2, "n_embd": 8})
-    nonemb, emb, rows = model_params(tcfg, n_vocab=100, block_size=16)
+    nonemb, emb, rows, fpt = model_params(tcfg, n_vocab=100, block_size=16)
     assert (nonemb, emb, rows) == (192 + 64 + 256 + 256 + 3 * 8, 128 * 8, 128)
-    from model.gpt import GPT, GPTConfig
-    gpt = GPT(GPTConfig(vocab_size=100, block_size=16, n_layer=1, n_head=2, n_embd=8))
-    assert flops_per_token(nonemb, rows, 8, 1, 16) == gpt.flops_per_token()
+    # 6 FLOPs per weight (Kaplan's 6N: every non-embedding weight, the norm gains included, plus the
+    # lm_head at 128 x 8; the input lookup is free) and attention, 12 * layers * width * context
+    assert fpt == 6 * (192 + 64 + 256 + 256 + 3 * 8 + 128 * 8) + 12 * 1 * 8 * 16
+    untied = load_config(None, {"n_layer": 1, "n_head": 2, "n_embd": 8, "tie_embeddings": False})
+    assert model_params(untied, n_vocab=100, block_size=16)[1:] == (2 * 128 * 8, 128, fpt)
 
 
 def test_flops_budget_gives_every_vocab_the_same_flops(sweep):
