@@ -9,10 +9,13 @@ The recipe (each step prints what it is doing):
    greedy, so the first V-256 merges of a 32k run are exactly what a run at V would learn.
 3. Encode model-train and val text with each tokenizer into shards (data.prepare; cached by hash).
 4. Train one model per V (and per seed) with the same non-embedding parameters and the same
-   budget: training BYTES (steps = bytes / (tokens per step x bytes per token)) or training FLOPs
-   (6 (N_nonemb + V d) + attention, per token). Context is fixed in tokens or in bytes.
-5. Score every model on the same validation TEXT in bits per byte. Loss per token is not
-   comparable across vocabularies (bigger V: fewer, harder tokens); loss per byte is.
+   budget: training BYTES or training FLOPs (GPT.flops_per_token: 6 (N_nonemb + V d) + attention).
+   Context is fixed in bytes by default: every V sees windows of the same bytes and trains the
+   same steps of the same bytes (a block of context / bytes-per-token tokens); with context in
+   tokens a larger V sees more text per window and fewer steps, two confounds on top of V.
+5. Score every model on the same validation TEXT in bits per byte, every byte once, each with at
+   least half a context before it. Loss per token is not comparable across vocabularies (bigger
+   V: fewer, harder tokens); loss per byte is.
 6. Write results.csv, results.md and three plots into out_dir.
 """
 import argparse
@@ -32,17 +35,18 @@ import torch
 from tqdm import tqdm
 
 from data.loader import ShardLoader
-from data.shards import load_token_bytes
+from data.shards import load_token_bytes, read_manifest, read_shard
 from data.sources import iter_documents
 from model.gpt import GPT, GPTConfig
 from studies.common import (StudyError, atomic_write_text, docs_digest, line_plot,
                             markdown_table, prepare_cached, split_documents, study_main,
                             text_table, utf8_bytes, write_jsonl)
 from tokenizer import SPLIT_PATTERNS, RegexTokenizer, load
-from training import (MODEL_KEYS, ConfigError, coerce, device_peak_flops, field_types, load_config,
-                      parse_overrides, read_toml, train)
+from training import (MODEL_KEYS, ConfigError, coerce, device_peak_flops, evaluate_bpb, field_types,
+                      load_config, load_model, parse_overrides, pick_device, read_toml, train)
 
 RARE = 10  # "rarely seen" threshold: ids the model trained on fewer than this many times
+EVAL_VERSION = 2  # bump when evaluate_run changes, so cached runs are scored again
 
 # TrainConfig keys the sweep sets per run itself; every other TrainConfig key passes through.
 CONTROLLED = {"data_dir", "tokenizer", "out_dir", "seed", "block_size", "max_steps", "stop_at",
@@ -65,7 +69,7 @@ class SweepConfig:
     budget: str = "bytes"            # bytes: same training bytes per V | flops: same training FLOPs
     train_bytes: int = 2_000_000     # budget=bytes: UTF-8 bytes of training text each model sees
     train_flops: float = 0.0         # budget=flops: training FLOPs each model spends
-    context_unit: str = "tokens"     # tokens: block_size = context | bytes: about `context` bytes
+    context_unit: str = "bytes"      # bytes: about `context` bytes, same steps for every V | tokens
     context: int = 64
     grad_accum: int = 1              # micro-batches per optimizer step
     warmup_frac: float = 0.1         # warmup steps as a share of each run's steps
@@ -89,7 +93,7 @@ SWEEP_HELP = {  # --help text per key (the comments above, for the command line)
     "budget": "what every model gets the same amount of: bytes | flops",
     "train_bytes": "budget=bytes: UTF-8 bytes of training text per model",
     "train_flops": "budget=flops: training FLOPs per model",
-    "context_unit": "context fixed in tokens (block_size = context) or bytes",
+    "context_unit": "bytes: every V sees ~context bytes and trains the same steps | tokens: block_size = context",
     "context": "context length, in context_unit",
     "grad_accum": "micro-batches per optimizer step",
     "warmup_frac": "warmup steps as a share of each run's steps",
@@ -248,13 +252,19 @@ def plan_run(cfg, meta, vocab_size):
     n_vocab = meta["vocab_size"]
     nonemb, vocab_params, _, fpt = model_params(tcfg, n_vocab, block)
     tokens_per_step = tcfg.batch_size * block * cfg.grad_accum
-    amount = cfg.train_bytes if cfg.budget == "bytes" else cfg.train_flops
-    steps = plan_steps(cfg.budget, amount, tokens_per_step, stream_bpt, fpt)
+    if cfg.budget == "bytes" and cfg.context_unit == "bytes":
+        # every V: the same steps, each of batch_size windows of about `context` bytes (the block
+        # is rounded to whole tokens, so a step holds the same bytes to within half a token a window)
+        steps = plan_steps("bytes", cfg.train_bytes, tcfg.batch_size * cfg.grad_accum, cfg.context)
+    else:
+        amount = cfg.train_bytes if cfg.budget == "bytes" else cfg.train_flops
+        steps = plan_steps(cfg.budget, amount, tokens_per_step, stream_bpt, fpt)
     return {"vocab_size": vocab_size, "n_vocab": n_vocab, "block_size": block,
             "batch_size": tcfg.batch_size, "tokens_per_step": tokens_per_step, "steps": steps,
             "train_tokens": steps * tokens_per_step,
             "planned_train_bytes": steps * tokens_per_step * stream_bpt,
             "train_bytes_per_token": stream_bpt, "val_bytes_per_token": text_bpt_val,
+            "context_bytes": block * stream_bpt,
             "nonemb_params": nonemb, "emb_params": vocab_params, "flops_per_token": fpt,
             "flops_per_byte": fpt / stream_bpt, "train_flops": fpt * steps * tokens_per_step}
 
@@ -268,26 +278,78 @@ def _time_estimate(flops, mfu=0.3):
             f"GPU's bf16 peak, plus data preparation and evaluation)")
 
 
+def scoring_windows(stream, block_size, batch_size=32):
+    """(x, y) batches that score every target of `stream` exactly once, y = -1 where not scored.
+
+    Windows of block_size tokens start every block_size // 2 tokens, and each scores only the
+    targets the window before it did not (its second half; the first window scores all of its
+    own). So every token after the first is predicted once, with at least half a context of text
+    before it, instead of from a context that restarts every block_size tokens; and since every
+    byte is scored, all vocabularies are compared on exactly the same bytes.
+    """
+    stream = torch.as_tensor(np.asarray(stream, dtype=np.int64))
+    n, T = len(stream), block_size
+    step = max(1, T // 2)
+    xs, ys, done, start = [], [], 0, 0  # done: the last target index already scored
+    while done < len(stream) - 1:
+        end = min(start + T, n - 1)
+        x, y = stream[start:end], stream[start + 1:end + 1].clone()
+        y[:done - start] = -1
+        xs.append(x)
+        ys.append(y)
+        done, start = end, start + step
+    for i in range(0, len(xs), batch_size):  # only the last window can be short: batch it alone
+        full = [j for j in range(i, min(i + batch_size, len(xs))) if len(xs[j]) == T]
+        if full:
+            yield torch.stack([xs[j] for j in full]), torch.stack([ys[j] for j in full])
+        for j in range(i, min(i + batch_size, len(xs))):
+            if len(xs[j]) != T:
+                yield xs[j][None], ys[j][None]
+
+
+def val_stream(shard_dir):
+    """The val split's tokens as one array ([eot] + document, for each val document)."""
+    meta = read_manifest(shard_dir)
+    return np.concatenate([np.asarray(read_shard(Path(shard_dir) / s)) for s in meta["splits"]["val"]["shards"]])
+
+
+def evaluate_run(run_dir, shard_dir, device="cpu"):
+    """{val_loss (nats per token), val_bpb, val_bytes, val_tokens} of a run's final checkpoint.
+
+    val_bytes counts the UTF-8 bytes of every scored target: the whole val text, whatever V is.
+    """
+    model, _ = load_model(run_dir, device)
+    stream, table = val_stream(shard_dir), load_token_bytes(shard_dir)
+    loss, bpb = evaluate_bpb(model, scoring_windows(stream, model.config.block_size), table)
+    return {"val_loss": loss, "val_bpb": bpb, "val_bytes": int(table[stream[1:]].sum()),
+            "val_tokens": len(stream) - 1}
+
+
 def run_one(cfg, plan, shard_dir, tok_path, seed, run_dir, log=print):
-    """Train one model (or reuse a finished identical run); returns train()'s result dict."""
+    """Train one model (or reuse a finished identical run) and score it on the whole val text.
+
+    Returns train()'s result dict with the evaluation's val_loss, val_bpb, val_bytes in place of
+    the trainer's own (a one-batch check; the sweep's evaluation is `evaluate_run`)."""
     steps = plan["steps"]
     tcfg = load_config(None, {
         **cfg.train, "data_dir": str(shard_dir), "tokenizer": str(tok_path),
         "out_dir": str(run_dir), "seed": seed, "block_size": plan["block_size"],
         "max_steps": steps, "warmup_steps": max(1, round(cfg.warmup_frac * steps)),
         "total_batch_tokens": plan["tokens_per_step"], "eval_interval": steps,
-        "eval_batches": 0, "log_interval": max(1, steps // 5), "ckpt_interval": 0,
+        "eval_batches": 1, "log_interval": max(1, steps // 5), "ckpt_interval": 0,
         "end_sample_tokens": cfg.train.get("end_sample_tokens", 0)})
     key = json.dumps(dataclasses.asdict(tcfg), sort_keys=True)
     done = Path(run_dir) / "result.json"
     if done.is_file() and (Path(run_dir) / "ckpt.pt").is_file():
         saved = json.loads(done.read_text())
-        if saved.get("config") == key:
+        if saved.get("config") == key and saved.get("eval_version") == EVAL_VERSION:
             log(f"  finished earlier: {done}")
-            return saved["result"]
+            return {**saved["result"], **saved["eval"]}
     result = train(tcfg)
-    atomic_write_text(done, json.dumps({"config": key, "result": result}, indent=1))
-    return result
+    evaluation = evaluate_run(run_dir, shard_dir, pick_device(tcfg.device))
+    atomic_write_text(done, json.dumps({"config": key, "result": result, "eval": evaluation,
+                                        "eval_version": EVAL_VERSION}, indent=1))
+    return {**result, **evaluation}
 
 
 def run_sweep(cfg, log=print, progress=True):
@@ -359,10 +421,13 @@ def _run_sweep(cfg, log, progress):
             p["steps"] * cfg.grad_accum, p["n_vocab"], token_bytes, progress=progress)
         np.save(out / "runs" / f"v{v}_s{cfg.seeds[0]}" / "train_counts.npy", counts)
         bpbs = [r["val_bpb"] for r in res]
+        val_bytes = {r["val_bytes"] for r in res}
         tps = statistics.mean(r["tokens_per_s"] for r in res)
         rows.append({
             **{k: p[k] for k in ("vocab_size", "n_vocab", "block_size", "steps", "train_tokens")},
             "train_bytes": seen_bytes,
+            "context_bytes": round(p["context_bytes"], 1),
+            "val_bytes": val_bytes.pop() if len(val_bytes) == 1 else -1,
             "val_bytes_per_token": round(p["val_bytes_per_token"], 4),
             "emb_params": p["emb_params"], "nonemb_params": p["nonemb_params"],
             "flops_per_token": p["flops_per_token"], "flops_per_byte": round(p["flops_per_byte"]),
@@ -375,6 +440,9 @@ def _run_sweep(cfg, log, progress):
             "rare_vocab_frac": round(float((counts[:v] < RARE).mean()), 4),
             "unseen_ids": int((counts[:v] == 0).sum()),
         })
+    if len({r["val_bytes"] for r in rows}) != 1 or rows[0]["val_bytes"] < 0:
+        raise StudyError(f"the runs were scored on different val text ({[r['val_bytes'] for r in rows]} "
+                         f"bytes); delete {out / 'shards'} and rerun")
     write_results(out, rows, cfg, time.perf_counter() - t_start)
     log(f"done in {time.perf_counter() - t_start:.0f} s: {out / 'results.md'}")
     return rows
@@ -389,19 +457,30 @@ def write_results(out, rows, cfg, seconds):
     writer.writerows(rows)
     atomic_write_text(out / "results.csv", buf.getvalue())
 
-    header = ["V", "bytes/token (val)", "emb params", "non-emb params", "FLOPs/byte",
+    header = ["V", "bytes/token (val)", "context (tokens / bytes)", "steps", "emb params", "non-emb params", "FLOPs/byte",
               "train tok/s", "train bytes/s", "train bytes", "val bpb", f"vocab seen <{RARE}x"]
-    table = [[r["vocab_size"], f"{r['val_bytes_per_token']:.3f}", f"{r['emb_params']:,}",
+    table = [[r["vocab_size"], f"{r['val_bytes_per_token']:.3f}",
+              f"{r['block_size']} / {r['context_bytes']:.0f}", r["steps"], f"{r['emb_params']:,}",
               f"{r['nonemb_params']:,}", f"{r['flops_per_byte']:,}", f"{r['train_tokens_per_s']:,}",
               f"{r['train_bytes_per_s']:,}", f"{r['train_bytes']:,}", _bpb(r),
               f"{r['rare_vocab_frac']:.1%}"] for r in rows]
     best = min(rows, key=lambda r: r["val_bpb_mean"])
     budget = (f"{cfg.train_bytes:,} training bytes" if cfg.budget == "bytes"
               else f"{cfg.train_flops:.3g} training FLOPs")
+    if cfg.context_unit == "bytes":
+        held = (f"context in bytes: every V sees windows of about {cfg.context} bytes "
+                f"({rows[0]['block_size']}-{rows[-1]['block_size']} tokens) and "
+                + (f"trains the same {rows[0]['steps']} steps of the same bytes per step"
+                   if cfg.budget == "bytes" else "the same FLOPs"))
+    else:
+        held = (f"context in tokens: every V sees {cfg.context}-token windows, so a larger V sees "
+                f"more bytes of context per window and fewer steps of the same bytes budget")
     md = (f"# Vocabulary sweep\n\nSource {', '.join(map(str, cfg.source))}; each model: same "
-          f"non-embedding parameters, {budget}, context {cfg.context} {cfg.context_unit}, "
-          f"seeds {cfg.seeds}. Val bpb is mean ± sd over seeds, on the same validation text. "
-          f"Wall time {seconds:.0f} s.\n\n" + markdown_table(header, table) +
+          f"non-embedding parameters, {budget}; {held}; seeds {cfg.seeds}. Every model is scored on "
+          f"the same {rows[0]['val_bytes']:,} bytes of validation text, every byte once (windows "
+          f"overlapping by half a context, each byte predicted with at least half a context before "
+          f"it); val bpb is mean ± sd over seeds. Wall time {seconds:.0f} s.\n\n"
+          + markdown_table(header, table) +
           f"\nLowest val bpb: V={best['vocab_size']} ({_bpb(best)}). Compare bits per byte, not "
           f"loss per token: a larger vocabulary predicts fewer, harder tokens.\n")
     atomic_write_text(out / "results.md", md)

@@ -13,6 +13,7 @@ from studies.vocab_sweep import load_sweep_config, main, model_params, plan_run,
 from tokenizer import GPT4_SPLIT_PATTERN, RegexTokenizer, load
 
 VOCABS = [256, 300, 400]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def micro_docs(n=60, seed=0):
@@ -77,21 +78,48 @@ def test_micro_sweep_writes_results_and_plots(sweep):
 
 
 def val_bpb_by_hand(run_dir, shard_dir, tok_path):
-    """A checkpoint's val bpb: every non-overlapping val window, bytes per id from the tokenizer file."""
+    """A checkpoint's val bpb by the rule, target by target: token i is predicted from the window that
+    starts at 0 if i <= T, else at the largest multiple of T/2 with i - start in (T/2, T]; bytes per id
+    from the tokenizer file; total loss over total bytes."""
+    import math
+
     import torch
+    import torch.nn.functional as F
 
     from data.shards import read_manifest, read_shard
-    from training import evaluate_bpb, load_model
+    from training import load_model
 
     model, ck = load_model(run_dir)
-    T = ck["model_config"]["block_size"]
+    T, h = ck["model_config"]["block_size"], ck["model_config"]["block_size"] // 2
     meta = read_manifest(shard_dir)
     stream = np.concatenate([read_shard(shard_dir / s) for s in meta["splits"]["val"]["shards"]])
-    n = (len(stream) - 1) // T
-    w = torch.from_numpy(np.stack([stream[i * T:i * T + T + 1] for i in range(n)]).astype(np.int64))
     tok = load(tok_path)
-    table = [len(tok.vocab[i]) if i in tok.vocab else 0 for i in range(meta["vocab_size"])]  # eot: 0 bytes
-    return evaluate_bpb(model, [(w[:, :-1], w[:, 1:])], table)[1]
+    nbytes = {i: len(b) for i, b in tok.vocab.items()}  # <|endoftext|> is not in vocab: 0 bytes
+    by_start = {}
+    for i in range(1, len(stream)):
+        start = 0 if i <= T else h * math.ceil((i - T) / h)
+        by_start.setdefault(start, []).append(i)
+    nats = 0.0
+    with torch.no_grad():
+        for start, targets in by_start.items():
+            x = torch.from_numpy(stream[start:max(targets)].astype(np.int64))[None]
+            logp = F.log_softmax(model(x)[0][0].double(), -1)
+            nats -= sum(logp[i - start - 1, int(stream[i])].item() for i in targets)
+    return nats / math.log(2) / sum(nbytes.get(int(t), 0) for t in stream[1:])
+
+
+def test_scoring_windows_score_every_target_once_by_hand():
+    from studies.vocab_sweep import scoring_windows
+
+    stream = np.arange(11)
+    batches = list(scoring_windows(stream, 4, batch_size=3))
+    # windows start every 2 tokens; each scores the targets the previous one did not
+    assert [x.tolist() for x, _ in batches] == [[[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 6, 7]], [[6, 7, 8, 9]]]
+    assert [y.tolist() for _, y in batches] == [[[1, 2, 3, 4], [-1, -1, 5, 6], [-1, -1, 7, 8]],
+                                                [[-1, -1, 9, 10]]]
+    short = list(scoring_windows(np.arange(8), 4))  # the last window is cut short by the text's end
+    assert [x.tolist() for x, _ in short][-1] == [[4, 5, 6]]
+    assert [y.tolist() for _, y in short] == [[[1, 2, 3, 4], [-1, -1, 5, 6]], [[-1, -1, 7]]]
 
 
 def test_reported_bpb_is_the_checkpoints_val_bpb(sweep):
@@ -184,23 +212,53 @@ def test_val_bytes_accounting(sweep):
         assert sorted(decoded) == sorted(doc.encode() for doc in parts["val"])
 
 
-def test_equal_bytes_budget_gives_every_vocab_the_same_bytes(sweep):
-    """Planned training bytes, recounted from scratch, are within half a step of the budget."""
+def stream_bytes_per_token(sweep, v):
+    """Bytes per token of the training stream ([eot] + tokens of each document), recounted from scratch."""
+    parts, _ = split_documents(sweep["docs"], sweep["cfg"].val_fraction, sweep["cfg"].tokenizer_fraction)
+    tok = load(next((sweep["out"] / "tokenizers").iterdir()) / f"v{v}.model")
+    return (sum(len(d.encode()) for d in parts["train"])
+            / sum(len(tok.encode_ordinary(d)) + 1 for d in parts["train"]))
+
+
+def test_context_in_bytes_gives_every_vocab_the_same_context_steps_and_bytes(sweep):
+    """The default: ~32 bytes of context for every V (to half a token), the same steps, the same bytes."""
     cfg = sweep["cfg"]
-    parts, _ = split_documents(sweep["docs"], cfg.val_fraction, cfg.tokenizer_fraction)
-    train_bytes = sum(len(d.encode()) for d in parts["train"])
-    tok_dir = next((sweep["out"] / "tokenizers").iterdir())
+    assert cfg.context_unit == "bytes" and cfg.context == 32
     for row in sweep["rows"]:
-        v = row["vocab_size"]
-        tok = load(tok_dir / f"v{v}.model")
-        # the training stream: [eot] + tokens of each document
-        stream_tokens = sum(len(tok.encode_ordinary(d)) + 1 for d in parts["train"])
-        bytes_per_step = 4 * 32 * train_bytes / stream_tokens
-        assert abs(row["steps"] * bytes_per_step - cfg.train_bytes) <= bytes_per_step / 2
-        # the bytes of the batches the model actually drew are within one batch of it too
-        assert abs(row["train_bytes"] - cfg.train_bytes) <= bytes_per_step
-    steps = [r["steps"] for r in sweep["rows"]]
+        bpt = stream_bytes_per_token(sweep, row["vocab_size"])
+        assert abs(row["block_size"] * bpt - 32) <= bpt / 2
+        assert row["steps"] == round(1500 / (4 * 32))  # train_bytes / (batch x context bytes)
+        # the bytes of the batches the model actually drew: the budget, to within one step's bytes
+        assert abs(row["train_bytes"] - cfg.train_bytes) <= 4 * 32 + row["steps"] * 4 * bpt / 2
+    assert [r["block_size"] for r in sweep["rows"]][0] == 32  # V=256: one byte per token
+    assert sweep["rows"][2]["block_size"] < sweep["rows"][1]["block_size"] < 32
+
+
+def test_context_in_tokens_gives_every_vocab_the_same_bytes(sweep):
+    """context_unit = tokens: planned training bytes, recounted from scratch, within half a step of the budget."""
+    from data.shards import read_manifest
+
+    cfg = load_sweep_config(None, {**sweep["overrides"], "context_unit": "tokens"})
+    steps = []
+    for v, d in sorted(shard_dirs(sweep["out"]).items()):
+        plan = plan_run(cfg, read_manifest(d), v)
+        bytes_per_step = 4 * 32 * stream_bytes_per_token(sweep, v)
+        assert plan["block_size"] == 32
+        assert abs(plan["steps"] * bytes_per_step - cfg.train_bytes) <= bytes_per_step / 2
+        steps.append(plan["steps"])
     assert steps[0] > steps[1] > steps[2]  # more bytes per token: fewer steps
+
+
+def test_every_run_is_scored_on_the_same_val_bytes(sweep):
+    """Every V and seed: val_bytes is the UTF-8 size of the val documents."""
+    parts, _ = split_documents(sweep["docs"], sweep["cfg"].val_fraction, sweep["cfg"].tokenizer_fraction)
+    val_bytes = sum(len(d.encode()) for d in parts["val"])
+    for v in VOCABS:
+        for seed in (1, 2):
+            saved = json.loads((sweep["out"] / "runs" / f"v{v}_s{seed}" / "result.json").read_text())
+            assert saved["eval"]["val_bytes"] == val_bytes
+    assert [r["val_bytes"] for r in sweep["rows"]] == [val_bytes] * len(VOCABS)
+    assert f"the same {val_bytes:,} bytes of validation text" in (sweep["out"] / "results.md").read_text()
 
 
 def test_flops_arithmetic_by_hand():
