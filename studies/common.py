@@ -1,5 +1,5 @@
 """Helpers the studies share: config loading and the command line, a three-way document split,
-cached shard preparation, atomic writes, plots and tables.
+cached shard preparation, KL and scoring windows, atomic writes, plots and tables.
 
 Why split by document, three ways. A study that trains a tokenizer and a model must keep three
 texts apart: the tokenizer's training text (or the vocabulary would have memorised the val
@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from data import atomic_writer
@@ -121,6 +122,35 @@ def kl_divergence(log_p, log_q):
     copy on the old ids): terms where p is 0 contribute nothing.
     """
     return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+def scoring_windows(stream, block_size, batch_size=32):
+    """(x, y) batches that score every target of `stream` exactly once, y = -1 where not scored.
+
+    Windows of block_size tokens start every block_size // 2 tokens, and each scores only the
+    targets the window before it did not (its second half; the first window scores all of its
+    own). So every token after the first is predicted once, with at least half a context of text
+    before it, instead of from a context that restarts every block_size tokens; and since every
+    byte is scored, all vocabularies are compared on exactly the same bytes.
+    """
+    stream = torch.as_tensor(np.asarray(stream, dtype=np.int64))
+    n, T = len(stream), block_size
+    step = max(1, T // 2)
+    xs, ys, done, start = [], [], 0, 0  # done: the last target index already scored
+    while done < len(stream) - 1:
+        end = min(start + T, n - 1)
+        x, y = stream[start:end], stream[start + 1:end + 1].clone()
+        y[:done - start] = -1
+        xs.append(x)
+        ys.append(y)
+        done, start = end, start + step
+    for i in range(0, len(xs), batch_size):  # only the last window can be short: batch it alone
+        full = [j for j in range(i, min(i + batch_size, len(xs))) if len(xs[j]) == T]
+        if full:
+            yield torch.stack([xs[j] for j in full]), torch.stack([ys[j] for j in full])
+        for j in range(i, min(i + batch_size, len(xs))):
+            if len(xs[j]) != T:
+                yield xs[j][None], ys[j][None]
 
 
 # ---------------------------------------------------------------------------------- atomic writes

@@ -39,8 +39,8 @@ from data.shards import load_token_bytes, read_manifest, read_shard
 from data.sources import iter_documents
 from model.gpt import GPT, GPTConfig
 from studies.common import (StudyError, atomic_write_text, docs_digest, line_plot,
-                            markdown_table, prepare_cached, split_documents, study_main,
-                            text_table, utf8_bytes, write_jsonl)
+                            markdown_table, prepare_cached, scoring_windows, split_documents,
+                            study_main, text_table, utf8_bytes, write_jsonl)
 from tokenizer import SPLIT_PATTERNS, RegexTokenizer, load
 from training import (MODEL_KEYS, ConfigError, coerce, device_peak_flops, evaluate_bpb, field_types,
                       load_config, load_model, parse_overrides, pick_device, read_toml, train)
@@ -276,35 +276,6 @@ def _time_estimate(flops, mfu=0.3):
         return ""
     return (f" (estimate: {flops / (mfu * peak) / 60:.0f} min of training at {mfu:.0%} of this "
             f"GPU's bf16 peak, plus data preparation and evaluation)")
-
-
-def scoring_windows(stream, block_size, batch_size=32):
-    """(x, y) batches that score every target of `stream` exactly once, y = -1 where not scored.
-
-    Windows of block_size tokens start every block_size // 2 tokens, and each scores only the
-    targets the window before it did not (its second half; the first window scores all of its
-    own). So every token after the first is predicted once, with at least half a context of text
-    before it, instead of from a context that restarts every block_size tokens; and since every
-    byte is scored, all vocabularies are compared on exactly the same bytes.
-    """
-    stream = torch.as_tensor(np.asarray(stream, dtype=np.int64))
-    n, T = len(stream), block_size
-    step = max(1, T // 2)
-    xs, ys, done, start = [], [], 0, 0  # done: the last target index already scored
-    while done < len(stream) - 1:
-        end = min(start + T, n - 1)
-        x, y = stream[start:end], stream[start + 1:end + 1].clone()
-        y[:done - start] = -1
-        xs.append(x)
-        ys.append(y)
-        done, start = end, start + step
-    for i in range(0, len(xs), batch_size):  # only the last window can be short: batch it alone
-        full = [j for j in range(i, min(i + batch_size, len(xs))) if len(xs[j]) == T]
-        if full:
-            yield torch.stack([xs[j] for j in full]), torch.stack([ys[j] for j in full])
-        for j in range(i, min(i + batch_size, len(xs))):
-            if len(xs[j]) != T:
-                yield xs[j][None], ys[j][None]
 
 
 def val_stream(shard_dir):

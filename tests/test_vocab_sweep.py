@@ -109,7 +109,7 @@ def val_bpb_by_hand(run_dir, shard_dir, tok_path):
 
 
 def test_scoring_windows_score_every_target_once_by_hand():
-    from studies.vocab_sweep import scoring_windows
+    from studies.common import scoring_windows
 
     stream = np.arange(11)
     batches = list(scoring_windows(stream, 4, batch_size=3))
