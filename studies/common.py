@@ -144,13 +144,12 @@ def scoring_windows(stream, block_size, batch_size=32):
         xs.append(x)
         ys.append(y)
         done, start = end, start + step
-    for i in range(0, len(xs), batch_size):  # only the last window can be short: batch it alone
-        full = [j for j in range(i, min(i + batch_size, len(xs))) if len(xs[j]) == T]
-        if full:
-            yield torch.stack([xs[j] for j in full]), torch.stack([ys[j] for j in full])
-        for j in range(i, min(i + batch_size, len(xs))):
-            if len(xs[j]) != T:
-                yield xs[j][None], ys[j][None]
+    n_full = len(xs) - (len(xs) > 0 and len(xs[-1]) < T)  # only the last window can be short
+    for i in range(0, n_full, batch_size):
+        j = min(i + batch_size, n_full)
+        yield torch.stack(xs[i:j]), torch.stack(ys[i:j])
+    if n_full < len(xs):
+        yield xs[-1][None], ys[-1][None]
 
 
 # ---------------------------------------------------------------------------------- atomic writes

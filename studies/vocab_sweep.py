@@ -311,12 +311,14 @@ def run_one(cfg, plan, shard_dir, tok_path, seed, run_dir, log=print):
         "end_sample_tokens": cfg.train.get("end_sample_tokens", 0)})
     key = json.dumps(dataclasses.asdict(tcfg), sort_keys=True)
     done = Path(run_dir) / "result.json"
-    if done.is_file() and (Path(run_dir) / "ckpt.pt").is_file():
-        saved = json.loads(done.read_text())
-        if saved.get("config") == key and saved.get("eval_version") == EVAL_VERSION:
-            log(f"  finished earlier: {done}")
+    saved = json.loads(done.read_text()) if done.is_file() and (Path(run_dir) / "ckpt.pt").is_file() else {}
+    if saved.get("config") == key:
+        log(f"  finished earlier: {done}")
+        if saved.get("eval_version") == EVAL_VERSION:
             return {**saved["result"], **saved["eval"]}
-    result = train(tcfg)
+        result = saved["result"]  # trained under the same config: only score it again
+    else:
+        result = train(tcfg)
     evaluation = evaluate_run(run_dir, shard_dir, pick_device(tcfg.device))
     atomic_write_text(done, json.dumps({"config": key, "result": result, "eval": evaluation,
                                         "eval_version": EVAL_VERSION}, indent=1))
@@ -382,6 +384,10 @@ def _run_sweep(cfg, log, progress):
             results[v].append(run_one(cfg, plans[v], shards[v], tok_paths[v], seed,
                                       out / "runs" / f"v{v}_s{seed}", log))
 
+    scored = {r["val_bytes"] for res in results.values() for r in res}
+    if len(scored) != 1:
+        raise StudyError(f"the runs were scored on different val text ({sorted(scored)} bytes); "
+                         f"delete {out / 'shards'} and rerun")
     log("[6/6] counting what each model saw, writing results")
     rows = []
     for v in cfg.vocab_sizes:
@@ -392,13 +398,12 @@ def _run_sweep(cfg, log, progress):
             p["steps"] * cfg.grad_accum, p["n_vocab"], token_bytes, progress=progress)
         np.save(out / "runs" / f"v{v}_s{cfg.seeds[0]}" / "train_counts.npy", counts)
         bpbs = [r["val_bpb"] for r in res]
-        val_bytes = {r["val_bytes"] for r in res}
         tps = statistics.mean(r["tokens_per_s"] for r in res)
         rows.append({
             **{k: p[k] for k in ("vocab_size", "n_vocab", "block_size", "steps", "train_tokens")},
             "train_bytes": seen_bytes,
             "context_bytes": round(p["context_bytes"], 1),
-            "val_bytes": val_bytes.pop() if len(val_bytes) == 1 else -1,
+            "val_bytes": res[0]["val_bytes"],
             "val_bytes_per_token": round(p["val_bytes_per_token"], 4),
             "emb_params": p["emb_params"], "nonemb_params": p["nonemb_params"],
             "flops_per_token": p["flops_per_token"], "flops_per_byte": round(p["flops_per_byte"]),
@@ -411,9 +416,6 @@ def _run_sweep(cfg, log, progress):
             "rare_vocab_frac": round(float((counts[:v] < RARE).mean()), 4),
             "unseen_ids": int((counts[:v] == 0).sum()),
         })
-    if len({r["val_bytes"] for r in rows}) != 1 or rows[0]["val_bytes"] < 0:
-        raise StudyError(f"the runs were scored on different val text ({[r['val_bytes'] for r in rows]} "
-                         f"bytes); delete {out / 'shards'} and rerun")
     write_results(out, rows, cfg, time.perf_counter() - t_start)
     log(f"done in {time.perf_counter() - t_start:.0f} s: {out / 'results.md'}")
     return rows

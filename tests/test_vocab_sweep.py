@@ -156,6 +156,11 @@ def test_rare_vocab_share_comes_from_the_replayed_training_tokens(sweep):
 
 
 def test_rerun_reuses_tokenizer_shards_and_runs(sweep):
+    # a run scored by an older evaluation is scored again, not retrained
+    run = sweep["out"] / "runs" / "v300_s2"
+    saved = json.loads((run / "result.json").read_text())
+    (run / "result.json").write_text(json.dumps({**saved, "eval": {}, "eval_version": 1}))
+    ckpt_mtime = (run / "ckpt.pt").stat().st_mtime_ns
     lines = []
     rows = run_sweep(load_sweep_config(None, sweep["overrides"]), log=lines.append, progress=False)
     text = "\n".join(lines)
@@ -163,6 +168,8 @@ def test_rerun_reuses_tokenizer_shards_and_runs(sweep):
     assert text.count("shards cached") == len(VOCABS)
     assert text.count("finished earlier") == 2 * len(VOCABS)
     assert [r["val_bpb_mean"] for r in rows] == [r["val_bpb_mean"] for r in sweep["rows"]]
+    assert json.loads((run / "result.json").read_text())["eval"] == saved["eval"]
+    assert (run / "ckpt.pt").stat().st_mtime_ns == ckpt_mtime
 
 
 def test_split_is_three_disjoint_parts_and_order_free():
