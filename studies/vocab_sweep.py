@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
 import statistics
 import sys
 import time
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from data.loader import ShardLoader
@@ -42,11 +44,11 @@ from studies.common import (StudyError, atomic_write_text, docs_digest, line_plo
                             markdown_table, prepare_cached, scoring_windows, split_documents,
                             study_main, text_table, utf8_bytes, write_jsonl)
 from tokenizer import SPLIT_PATTERNS, RegexTokenizer, load
-from training import (MODEL_KEYS, ConfigError, coerce, device_peak_flops, evaluate_bpb, field_types,
-                      load_config, load_model, parse_overrides, pick_device, read_toml, train)
+from training import (MODEL_KEYS, ConfigError, coerce, device_peak_flops, field_types, load_config,
+                      load_model, parse_overrides, pick_device, read_toml, train)
 
 RARE = 10  # "rarely seen" threshold: ids the model trained on fewer than this many times
-EVAL_VERSION = 2  # bump when evaluate_run changes, so cached runs are scored again
+EVAL_VERSION = 3  # bump when evaluate_run changes, so cached runs are scored again
 
 # TrainConfig keys the sweep sets per run itself; every other TrainConfig key passes through.
 CONTROLLED = {"data_dir", "tokenizer", "out_dir", "seed", "block_size", "max_steps", "stop_at",
@@ -284,16 +286,46 @@ def val_stream(shard_dir):
     return np.concatenate([np.asarray(read_shard(Path(shard_dir) / s)) for s in meta["splits"]["val"]["shards"]])
 
 
+@torch.no_grad()
 def evaluate_run(run_dir, shard_dir, device="cpu"):
-    """{val_loss (nats per token), val_bpb, val_bytes, val_tokens} of a run's final checkpoint.
+    """A run's final checkpoint scored on the whole val text, per val document.
 
-    val_bytes counts the UTF-8 bytes of every scored target: the whole val text, whatever V is.
+    Returns val_loss (nats per token), val_bpb, val_bytes (UTF-8 bytes of every scored target: the
+    whole val text, whatever V is), val_tokens, and doc_nats / doc_bytes per val document (each
+    document's tokens and the separator that ends it), which the paired bootstrap resamples.
     """
     model, _ = load_model(run_dir, device)
     stream, table = val_stream(shard_dir), load_token_bytes(shard_dir)
-    loss, bpb = evaluate_bpb(model, scoring_windows(stream, model.config.block_size), table)
-    return {"val_loss": loss, "val_bpb": bpb, "val_bytes": int(table[stream[1:]].sum()),
-            "val_tokens": len(stream) - 1}
+    ends = np.cumsum(stream == read_manifest(shard_dir)["eot_id"])  # every document starts with eot
+    doc_of = np.concatenate([[0], ends[:-1] - 1])  # target i's document: eots strictly before it, - 1
+    doc_nats = np.zeros(int(ends[-1]))
+    T = model.config.block_size
+    # the same windows over the positions, to know which target each loss belongs to
+    for (x, y), (_, pos) in zip(scoring_windows(stream, T), scoring_windows(np.arange(len(stream)), T)):
+        logits, _ = model(x.to(device))
+        nats = F.cross_entropy(logits.float().flatten(0, 1), y.to(device).flatten(), ignore_index=-1,
+                               reduction="none")
+        keep = pos.flatten() >= 0
+        np.add.at(doc_nats, doc_of[pos.flatten()[keep].numpy()], nats[keep.to(device)].double().cpu().numpy())
+    doc_bytes = np.bincount(doc_of[1:], weights=table[stream[1:]], minlength=len(doc_nats))
+    return {"val_loss": doc_nats.sum() / (len(stream) - 1),
+            "val_bpb": doc_nats.sum() / (math.log(2) * doc_bytes.sum()),
+            "val_bytes": int(doc_bytes.sum()), "val_tokens": len(stream) - 1,
+            "doc_nats": doc_nats.tolist(), "doc_bytes": doc_bytes.astype(int).tolist()}
+
+
+def paired_bootstrap(nats_a, nats_b, doc_bytes, n_resamples=2000, seed=0):
+    """(bpb of a minus bpb of b, 2.5th and 97.5th percentiles) over val documents drawn with replacement.
+
+    Paired: both are scored on the same documents, so each resample takes the same documents for
+    both and the documents' own difficulty cancels; what remains is how much the difference
+    depends on which documents happen to be in val.
+    """
+    a, b, nbytes = (np.asarray(v, dtype=np.float64) for v in (nats_a, nats_b, doc_bytes))
+    idx = np.random.default_rng(seed).integers(0, len(nbytes), size=(n_resamples, len(nbytes)))
+    diffs = (a - b)[idx].sum(1) / (math.log(2) * nbytes[idx].sum(1))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return (a - b).sum() / (math.log(2) * nbytes.sum()), float(lo), float(hi)
 
 
 def run_one(cfg, plan, shard_dir, tok_path, seed, run_dir, log=print):
@@ -403,7 +435,7 @@ def _run_sweep(cfg, log, progress):
             **{k: p[k] for k in ("vocab_size", "n_vocab", "block_size", "steps", "train_tokens")},
             "train_bytes": seen_bytes,
             "context_bytes": round(p["context_bytes"], 1),
-            "val_bytes": res[0]["val_bytes"],
+            "val_bytes": res[0]["val_bytes"], "val_documents": len(res[0]["doc_bytes"]),
             "val_bytes_per_token": round(p["val_bytes_per_token"], 4),
             "emb_params": p["emb_params"], "nonemb_params": p["nonemb_params"],
             "flops_per_token": p["flops_per_token"], "flops_per_byte": round(p["flops_per_byte"]),
@@ -416,6 +448,13 @@ def _run_sweep(cfg, log, progress):
             "rare_vocab_frac": round(float((counts[:v] < RARE).mean()), 4),
             "unseen_ids": int((counts[:v] == 0).sum()),
         })
+    # each V against the best, on the same documents; nats averaged over the same seeds
+    doc_bytes = results[cfg.vocab_sizes[0]][0]["doc_bytes"]
+    mean_nats = {v: np.mean([r["doc_nats"] for r in results[v]], axis=0) for v in cfg.vocab_sizes}
+    best = min(rows, key=lambda r: r["val_bpb_mean"])["vocab_size"]
+    for row in rows:
+        diff, lo, hi = paired_bootstrap(mean_nats[row["vocab_size"]], mean_nats[best], doc_bytes)
+        row.update(bpb_minus_best=round(diff, 4), ci95_lo=round(lo, 4), ci95_hi=round(hi, 4))
     write_results(out, rows, cfg, time.perf_counter() - t_start)
     log(f"done in {time.perf_counter() - t_start:.0f} s: {out / 'results.md'}")
     return rows
@@ -431,11 +470,12 @@ def write_results(out, rows, cfg, seconds):
     atomic_write_text(out / "results.csv", buf.getvalue())
 
     header = ["V", "bytes/token (val)", "context (tokens / bytes)", "steps", "emb params", "non-emb params", "FLOPs/byte",
-              "train tok/s", "train bytes/s", "train bytes", "val bpb", f"vocab seen <{RARE}x"]
+              "train tok/s", "train bytes/s", "train bytes", "val bpb", "minus best V [95% CI]",
+              f"vocab seen <{RARE}x"]
     table = [[r["vocab_size"], f"{r['val_bytes_per_token']:.3f}",
               f"{r['block_size']} / {r['context_bytes']:.0f}", r["steps"], f"{r['emb_params']:,}",
               f"{r['nonemb_params']:,}", f"{r['flops_per_byte']:,}", f"{r['train_tokens_per_s']:,}",
-              f"{r['train_bytes_per_s']:,}", f"{r['train_bytes']:,}", _bpb(r),
+              f"{r['train_bytes_per_s']:,}", f"{r['train_bytes']:,}", _bpb(r), _vs_best(r),
               f"{r['rare_vocab_frac']:.1%}"] for r in rows]
     best = min(rows, key=lambda r: r["val_bpb_mean"])
     budget = (f"{cfg.train_bytes:,} training bytes" if cfg.budget == "bytes"
@@ -452,7 +492,10 @@ def write_results(out, rows, cfg, seconds):
           f"non-embedding parameters, {budget}; {held}; seeds {cfg.seeds}. Every model is scored on "
           f"the same {rows[0]['val_bytes']:,} bytes of validation text, every byte once (windows "
           f"overlapping by half a context, each byte predicted with at least half a context before "
-          f"it); val bpb is mean ± sd over seeds. Wall time {seconds:.0f} s.\n\n"
+          f"it); val bpb is mean ± sd over seeds. \"minus best V\": each V's bpb minus the best V's, "
+          f"with a 95% paired bootstrap interval over the {rows[0]['val_documents']} val "
+          f"documents (same documents, nats averaged over the same seeds); \"not distinguishable\" "
+          f"when it contains 0. Wall time {seconds:.0f} s.\n\n"
           + markdown_table(header, table) +
           f"\nLowest val bpb: V={best['vocab_size']} ({_bpb(best)}). Compare bits per byte, not "
           f"loss per token: a larger vocabulary predicts fewer, harder tokens.\n")
@@ -474,6 +517,13 @@ def write_results(out, rows, cfg, seconds):
               xlabel="training compute (FLOPs, log scale)",
               ylabel="validation loss (bits per byte)", title="Model quality vs training compute",
               log_x=True, point_labels=[f"V={v}" for v in vs], note=note)
+
+
+def _vs_best(r):
+    if r["bpb_minus_best"] == 0 and r["ci95_lo"] == r["ci95_hi"] == 0:
+        return "best"
+    ci = f"{r['bpb_minus_best']:+.4f} [{r['ci95_lo']:+.4f}, {r['ci95_hi']:+.4f}]"
+    return ci + (" not distinguishable" if r["ci95_lo"] <= 0 <= r["ci95_hi"] else "")
 
 
 def _bpb(r):

@@ -323,3 +323,42 @@ def test_config_file_overrides_and_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "--vocab_sizes" in capsys.readouterr().out
+
+
+def test_paired_bootstrap_on_hand_made_documents():
+    from studies.vocab_sweep import paired_bootstrap
+
+    ln2 = np.log(2)
+    nbytes = np.array([100, 300, 50, 250])
+    b = np.array([90.0, 200.0, 40.0, 180.0]) * ln2  # bits, as nats
+    # a is worse by exactly 0.1 bit on every byte of every document: every resample says +0.1
+    diff, lo, hi = paired_bootstrap(b + 0.1 * nbytes * ln2, b, nbytes)
+    assert diff == pytest.approx(0.1) and lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
+    # better on two documents, worse on the other two by the same bits: 0 overall, interval around 0
+    swing = np.array([20.0, -20.0, 20.0, -20.0]) * ln2
+    diff, lo, hi = paired_bootstrap(b + swing, b, [100, 100, 100, 100])
+    assert diff == pytest.approx(0.0, abs=1e-12) and lo < 0 < hi
+    assert lo == pytest.approx(-hi, abs=0.03)  # symmetric documents: a symmetric interval
+    # the interval of the documents' mean bits per byte difference is within its extremes
+    assert -0.2 <= lo and hi <= 0.2
+
+
+def test_per_document_scores_add_up_and_runs_compare_to_the_best(sweep):
+    import math
+
+    parts, _ = split_documents(sweep["docs"], sweep["cfg"].val_fraction, sweep["cfg"].tokenizer_fraction)
+    for v in VOCABS:
+        ev = json.loads((sweep["out"] / "runs" / f"v{v}_s1" / "result.json").read_text())["eval"]
+        assert sorted(ev["doc_bytes"]) == sorted(len(d.encode()) for d in parts["val"])
+        assert sum(ev["doc_nats"]) / (math.log(2) * sum(ev["doc_bytes"])) == pytest.approx(ev["val_bpb"])
+    rows = {r["vocab_size"]: r for r in sweep["rows"]}
+    best = min(rows.values(), key=lambda r: r["val_bpb_mean"])
+    assert (best["bpb_minus_best"], best["ci95_lo"], best["ci95_hi"]) == (0, 0, 0)
+    md = (sweep["out"] / "results.md").read_text()
+    for r in rows.values():
+        # the paired difference of seed-averaged nats is the difference of the seed-mean bpbs
+        assert r["bpb_minus_best"] == pytest.approx(r["val_bpb_mean"] - best["val_bpb_mean"], abs=2e-4)
+        if r is not best:
+            assert r["ci95_lo"] <= r["bpb_minus_best"] <= r["ci95_hi"]
+            assert f"{r['bpb_minus_best']:+.4f} [{r['ci95_lo']:+.4f}, {r['ci95_hi']:+.4f}]" in md
+    assert f"over the {len(parts['val'])} val documents" in md
