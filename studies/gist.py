@@ -232,7 +232,7 @@ def train_gist(model, bos: int, prompt: list[int], conts: torch.Tensor, k: int, 
         # Start from the embeddings of the prompt's last k tokens: real token vectors, at a scale
         # the model knows, rather than noise.
         if k > len(prompt):
-            raise StudyError(f"k = {k} gist vectors for a {len(prompt)}-token prompt compress nothing")
+            raise StudyError(f"k = {k} gist vectors for a {len(prompt)}-token prompt: more vectors than tokens")
         init = model.transformer.wte(torch.tensor(prompt[-k:], device=conts.device))
     G = torch.nn.Parameter(init.clone())
     opt = torch.optim.Adam([G], lr=cfg.gist_lr)
@@ -267,7 +267,7 @@ def run_task(name: str, model, bos: int, items: list[dict], cfg: GistConfig, pro
     shortest = min(len(item["prompt"]) for item in items)
     if max(cfg.ks) > shortest:
         raise StudyError(f"ks go up to {max(cfg.ks)} but a {name!r} prompt has only {shortest} tokens: "
-                         f"a gist as long as its prompt compresses nothing; use smaller ks")
+                         f"a gist longer than its prompt compresses nothing; use smaller ks")
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
