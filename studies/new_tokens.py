@@ -361,7 +361,8 @@ def run_study(cfg: NewTokensConfig, progress: bool = True) -> dict:
         data = {"train": encode_stream(new_tok, new_train, eot), "prefix": prefix, "tbytes": tb,
                 "new_val": eval_batches(new_tok, new_val, eot, T, prefix),
                 "old_val": eval_batches(new_tok, old_docs, eot, T)}
-        scored = {"eval_bytes_new": scored_bytes(data["new_val"], tb), "eval_bytes_old": scored_bytes(data["old_val"], tb)}
+        scored = {"eval_bytes_new": scored_bytes(data["new_val"], tb),
+                  "eval_bytes_old": scored_bytes(data["old_val"], tb)}
         step0 = step0_old_text(base, model, old_val_oldtok)
         step0["mass_new_on_new_text"] = new_token_mass(model, data["new_val"], V)
         before = model.transformer.wte.weight[:V].clone()

@@ -95,7 +95,7 @@ SWEEP_HELP = {  # --help text per key (the comments above, for the command line)
     "budget": "what every model gets the same amount of: bytes | flops",
     "train_bytes": "budget=bytes: UTF-8 bytes of training text per model",
     "train_flops": "budget=flops: training FLOPs per model",
-    "context_unit": "bytes: every V sees ~context bytes and trains the same steps | tokens: block_size = context",
+    "context_unit": "bytes: every V sees ~context bytes, same steps | tokens: block_size = context",
     "context": "context length, in context_unit",
     "grad_accum": "micro-batches per optimizer step",
     "warmup_frac": "warmup steps as a share of each run's steps",
@@ -283,7 +283,8 @@ def _time_estimate(flops, mfu=0.3):
 def val_stream(shard_dir):
     """The val split's tokens as one array ([eot] + document, for each val document)."""
     meta = read_manifest(shard_dir)
-    return np.concatenate([np.asarray(read_shard(Path(shard_dir) / s)) for s in meta["splits"]["val"]["shards"]])
+    shards = meta["splits"]["val"]["shards"]
+    return np.concatenate([np.asarray(read_shard(Path(shard_dir) / s)) for s in shards])
 
 
 @torch.no_grad()
@@ -469,8 +470,8 @@ def write_results(out, rows, cfg, seconds):
     writer.writerows(rows)
     atomic_write_text(out / "results.csv", buf.getvalue())
 
-    header = ["V", "bytes/token (val)", "context (tokens / bytes)", "steps", "emb params", "non-emb params", "FLOPs/byte",
-              "train tok/s", "train bytes/s", "train bytes", "val bpb", "minus best V [95% CI]",
+    header = ["V", "bytes/token (val)", "context (tokens / bytes)", "steps", "emb params",
+              "non-emb params", "FLOPs/byte", "train tok/s", "train bytes/s", "train bytes", "val bpb", "minus best V [95% CI]",
               f"vocab seen <{RARE}x"]
     table = [[r["vocab_size"], f"{r['val_bytes_per_token']:.3f}",
               f"{r['block_size']} / {r['context_bytes']:.0f}", r["steps"], f"{r['emb_params']:,}",

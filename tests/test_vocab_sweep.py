@@ -69,7 +69,8 @@ def test_micro_sweep_writes_results_and_plots(sweep):
     assert float(rows[2]["val_bytes_per_token"]) > float(rows[1]["val_bytes_per_token"]) > 1
     md = (out / "results.md").read_text()
     for r in rows:
-        assert f"| {r['vocab_size']} |" in md and f"{float(r['val_bpb_mean']):.4f} ± {float(r['val_bpb_sd']):.4f}" in md
+        assert f"| {r['vocab_size']} |" in md
+        assert f"{float(r['val_bpb_mean']):.4f} ± {float(r['val_bpb_sd']):.4f}" in md
     import matplotlib.image
     for name in ("bpb_vs_vocab.png", "bytes_per_token_vs_vocab.png", "bpb_vs_flops.png"):
         img = matplotlib.image.imread(out / name)
