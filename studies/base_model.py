@@ -13,9 +13,11 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from data.prepare import prepare
+from data.sources import iter_documents
 from studies.common import atomic_write_text
-
-EOT = "<|endoftext|>"
+from tokenizer import EOT, RegexTokenizer
+from training import load_config, load_model, load_run_tokenizer, train
 
 
 @dataclass
@@ -51,11 +53,6 @@ def base_spec(cfg, prefix: str, **fixed) -> BaseSpec:
 
 def ensure_base(spec: BaseSpec, out_dir, device: str = "cpu", quiet: bool = False) -> Path:
     """Train tokenizer -> shards -> GPT for `spec` into out_dir unless already there; return ckpt path."""
-    from data.prepare import prepare
-    from data.sources import iter_documents
-    from tokenizer import RegexTokenizer
-    from training import load_config, train
-
     out_dir = Path(out_dir)
     stamp = out_dir / "base.json"
     ckpt = out_dir / "ckpt.pt"
@@ -84,8 +81,5 @@ def ensure_base(spec: BaseSpec, out_dir, device: str = "cpu", quiet: bool = Fals
 
 def load_base(ckpt_path):
     """(model in eval mode, tokenizer, checkpoint dict) from a train_gpt checkpoint."""
-    from training import load_model
-    from training import load_run_tokenizer
-
     model, ck = load_model(ckpt_path)
     return model, load_run_tokenizer(ck["tokenizer"], ck.get("special_tokens")), ck

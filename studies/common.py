@@ -1,5 +1,5 @@
 """Helpers the studies share: config loading and the command line, a three-way document split,
-cached shard preparation, atomic writes, plots and tables.
+cached shard preparation, KL and scoring windows, atomic writes, plots and tables.
 
 Why split by document, three ways. A study that trains a tokenizer and a model must keep three
 texts apart: the tokenizer's training text (or the vocabulary would have memorised the val
@@ -15,11 +15,14 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from data import atomic_writer
+from data.prepare import prepare
+from data.shards import MANIFEST, ShardError, read_manifest
 from data.sources import doc_hash
-
-PARTS = ("tokenizer", "train", "val")
-
+from training import config_parser, load_dataclass, parse_overrides, sha256_file
 
 class StudyError(ValueError):
     """A study cannot run as configured; the message says what to change."""
@@ -30,23 +33,35 @@ class StudyError(ValueError):
 def load_study_config(cls, path=None, overrides=None):
     """cls() <- TOML file <- overrides, by train_gpt's rules (TOML keys == field names, lists
     comma-separated on the command line); errors are StudyErrors."""
-    from training import load_dataclass
-
     return load_dataclass(cls, path, overrides, error=StudyError, help_cmd="--help")
 
 
-def study_main(argv, cls, run_study, results_markdown, prog, description):
-    """The command line of a study whose settings are one dataclass: parse, run, print results.md."""
-    from training import config_parser
+def study_main(argv, cls, run_study, results_markdown, prog, description, *, parser=None, load=None):
+    """The command line of a study: parse, load the config, run, print results.md.
 
-    args = vars(config_parser(cls, description, prog).parse_args(argv))
+    By default the settings are one dataclass `cls`, with one --key per field. A study with keys
+    beyond its dataclass (vocab_sweep passes train_gpt's keys through) gives its own `parser`,
+    whose unknown --key=value items then go to `load(path, overrides)` to be checked there.
+    results_markdown=None prints nothing at the end (the study printed its own summary).
+    """
+    if parser is None:
+        parser = config_parser(cls, description, prog)
+        args, rest = vars(parser.parse_args(argv)), []
+    else:
+        args, rest = parser.parse_known_args(argv)
+        args = vars(args)
+        for item in rest:
+            if not item.startswith("--"):
+                parser.error(f"unexpected argument {item!r}")
     path = args.pop("config")
+    load = load or (lambda path, overrides: load_study_config(cls, path, overrides))
     try:
-        summary = run_study(load_study_config(cls, path, args))
+        summary = run_study(load(path, {**args, **parse_overrides(rest)}))
     except (FileNotFoundError, ValueError) as e:  # StudyError and train_gpt's ConfigError included
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(results_markdown(summary))
+    if results_markdown is not None:
+        print(results_markdown(summary))
     return 0
 
 
@@ -98,6 +113,45 @@ def docs_digest(docs):
     return h.hexdigest()
 
 
+# ---------------------------------------------------------------------------------- measuring
+
+def kl_divergence(log_p, log_q):
+    """KL(p || q) per position, nats, from log-probabilities over the last dimension.
+
+    log_q may cover only the ids p can put mass on (new_tokens compares a model with its grown
+    copy on the old ids): terms where p is 0 contribute nothing.
+    """
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+def scoring_windows(stream, block_size, batch_size=32):
+    """(x, y) batches that score every target of `stream` exactly once, y = -1 where not scored.
+
+    Windows of block_size tokens start every block_size // 2 tokens, and each scores only the
+    targets the window before it did not (its second half; the first window scores all of its
+    own). So every token after the first is predicted once, with at least half a context of text
+    before it, instead of from a context that restarts every block_size tokens; and since every
+    byte is scored, all vocabularies are compared on exactly the same bytes.
+    """
+    stream = torch.as_tensor(np.asarray(stream, dtype=np.int64))
+    n, T = len(stream), block_size
+    step = max(1, T // 2)
+    xs, ys, done, start = [], [], 0, 0  # done: the last target index already scored
+    while done < len(stream) - 1:
+        end = min(start + T, n - 1)
+        x, y = stream[start:end], stream[start + 1:end + 1].clone()
+        y[:done - start] = -1
+        xs.append(x)
+        ys.append(y)
+        done, start = end, start + step
+    n_full = len(xs) - (len(xs) > 0 and len(xs[-1]) < T)  # only the last window can be short
+    for i in range(0, n_full, batch_size):
+        j = min(i + batch_size, n_full)
+        yield torch.stack(xs[i:j]), torch.stack(ys[i:j])
+    if n_full < len(xs):
+        yield xs[-1][None], ys[-1][None]
+
+
 # ---------------------------------------------------------------------------------- atomic writes
 
 def atomic_write_text(path, text):
@@ -124,10 +178,6 @@ def prepare_cached(tokenizer_path, docs_jsonl, val_threshold, cache_root, *, wor
     data.prepare writes meta.json last, so a directory holding it is complete; we also check
     that it names the tokenizer hash we expect before trusting it.
     """
-    from data.prepare import prepare
-    from data.shards import MANIFEST, ShardError, read_manifest
-    from training import sha256_file
-
     tok_sha = sha256_file(tokenizer_path)
     key = hashlib.sha256(f"{tok_sha} {sha256_file(docs_jsonl)} {val_threshold!r}".encode())
     out = Path(cache_root) / key.hexdigest()[:16]

@@ -26,7 +26,9 @@ Tasks where the prompt matters:
 from __future__ import annotations
 
 import json
+import math
 import random
+import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,9 +36,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
-from studies.base_model import EOT, base_spec, ensure_base, load_base
-from studies.common import StudyError, atomic_write_text, pyplot, save_figure, study_main
+from data.sources import iter_documents
+from studies.base_model import base_spec, ensure_base, load_base
+from studies.common import StudyError, atomic_write_text, kl_divergence, pyplot, save_figure, study_main
+from tokenizer import EOT
+from training import pick_device
 
 
 @dataclass
@@ -99,6 +105,19 @@ def synthetic_example(rng: random.Random, cfg: GistConfig, facts=None) -> tuple[
     order = rng.sample(facts, len(facts))
     return (" ".join(f"{k}{v}" for k, v in facts) + "\n",
             " ".join(f"{k}{v}" for k, v in order)), facts
+
+
+def synthetic_floors(cfg: GistConfig) -> tuple[float, float]:
+    """(best loss with the prompt, best loss without), nats per continuation token, byte tokens.
+
+    A continuation of n facts is 3n - 1 tokens. Given the prompt only the order is unknown: the
+    j-th key is one of the n - j + 1 keys left (values and spaces follow), so ln(n!) in all. Without
+    it each key is one of the syn_keys - j + 1 unused keys and each value one of syn_values.
+    """
+    n = cfg.syn_facts
+    full = math.lgamma(n + 1)
+    none = sum(math.log(cfg.syn_keys - j) for j in range(n)) + n * math.log(cfg.syn_values)
+    return full / (3 * n - 1), none / (3 * n - 1)
 
 
 def write_synthetic_corpus(cfg: GistConfig, path: Path) -> None:
@@ -202,8 +221,7 @@ def ce(logits: torch.Tensor, x: torch.Tensor) -> float:
 
 def kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
     """Mean over positions of KL(teacher || student), nats."""
-    lt, ls = teacher_logits.log_softmax(-1), student_logits.log_softmax(-1)
-    return (lt.exp() * (lt - ls)).sum(-1).mean()
+    return kl_divergence(teacher_logits.log_softmax(-1), student_logits.log_softmax(-1)).mean()
 
 
 def train_gist(model, bos: int, prompt: list[int], conts: torch.Tensor, k: int, cfg: GistConfig,
@@ -213,8 +231,9 @@ def train_gist(model, bos: int, prompt: list[int], conts: torch.Tensor, k: int, 
         teacher = cont_logits(model, bos, conts, prompt=prompt)
         # Start from the embeddings of the prompt's last k tokens: real token vectors, at a scale
         # the model knows, rather than noise.
-        tail = (prompt * k)[-k:] if len(prompt) < k else prompt[-k:]
-        init = model.transformer.wte(torch.tensor(tail, device=conts.device))
+        if k > len(prompt):
+            raise StudyError(f"k = {k} gist vectors for a {len(prompt)}-token prompt: more vectors than tokens")
+        init = model.transformer.wte(torch.tensor(prompt[-k:], device=conts.device))
     G = torch.nn.Parameter(init.clone())
     opt = torch.optim.Adam([G], lr=cfg.gist_lr)
     history = []
@@ -233,7 +252,10 @@ def evaluate(model, bos, item: dict, gists: dict, inits: dict) -> dict:
     x = torch.tensor(item["eval"], device=next(model.parameters()).device)
     full = cont_logits(model, bos, x, prompt=item["prompt"])
     none = cont_logits(model, bos, x)
-    row = {"L_full": ce(full, x), "L_none": ce(none, x), "KL_none": kl(full, none).item(), "gist": {}}
+    gain = (F.cross_entropy(none.flatten(0, 1), x.flatten(), reduction="none")
+            - F.cross_entropy(full.flatten(0, 1), x.flatten(), reduction="none"))
+    row = {"L_full": ce(full, x), "L_none": ce(none, x), "KL_none": kl(full, none).item(),
+           "gain_per_token": gain.tolist(), "gist": {}}
     for k, G in gists.items():
         g = cont_logits(model, bos, x, gist=G)
         g0 = cont_logits(model, bos, x, gist=inits[k])
@@ -242,8 +264,10 @@ def evaluate(model, bos, item: dict, gists: dict, inits: dict) -> dict:
 
 
 def run_task(name: str, model, bos: int, items: list[dict], cfg: GistConfig, progress: bool) -> dict:
-    from tqdm import tqdm
-
+    shortest = min(len(item["prompt"]) for item in items)
+    if max(cfg.ks) > shortest:
+        raise StudyError(f"ks go up to {max(cfg.ks)} but a {name!r} prompt has only {shortest} tokens: "
+                         f"a gist longer than its prompt compresses nothing; use smaller ks")
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -266,12 +290,17 @@ def run_task(name: str, model, bos: int, items: list[dict], cfg: GistConfig, pro
     mean = lambda vals: sum(vals) / len(vals)  # noqa: E731
     L_full, L_none = mean([r["L_full"] for r in per_prompt]), mean([r["L_none"] for r in per_prompt])
     P = mean([r["prompt_tokens"] for r in per_prompt])
+    # The gap's noise: the standard error of the per-token gain of the prompt over all held-out
+    # tokens. R divides by the gap, so below two standard errors it is a ratio of noise: None.
+    gains = [g for r in per_prompt for g in r.pop("gain_per_token")]
+    gap_se = statistics.stdev(gains) / len(gains) ** 0.5 if len(gains) > 1 else float("inf")
+    gap_ok = L_none - L_full > 2 * gap_se
     rows = []
     for k in cfg.ks:
         L_gist = mean([r["gist"][k]["L_gist"] for r in per_prompt])
         saved = P - k
-        rows.append({"k": k, "L_gist": L_gist, "R": (L_none - L_gist) / (L_none - L_full) if L_none != L_full
-                     else float("nan"), "KL": mean([r["gist"][k]["KL"] for r in per_prompt]),
+        rows.append({"k": k, "L_gist": L_gist, "R": (L_none - L_gist) / (L_none - L_full) if gap_ok
+                     else None, "KL": mean([r["gist"][k]["KL"] for r in per_prompt]),
                      "KL_init": mean([r["gist"][k]["KL_init"] for r in per_prompt]),
                      "train_kl_first": mean([r["train_kl_first"][k] for r in per_prompt]),
                      "train_kl_last": mean([r["train_kl_last"][k] for r in per_prompt]),
@@ -281,15 +310,12 @@ def run_task(name: str, model, bos: int, items: list[dict], cfg: GistConfig, pro
                      "kv_bytes_saved_bf16": saved * c.n_layer * 2 * c.n_embd * 2})
     return {"task": name, "prompt_tokens": P, "cont_tokens": len(items[0]["eval"][0]),
             "n_prompts": len(items), "eval_conts": len(items[0]["eval"]), "train_conts": len(items[0]["train"]),
-            "L_full": L_full, "L_none": L_none, "KL_none": mean([r["KL_none"] for r in per_prompt]),
+            "L_full": L_full, "L_none": L_none, "gap_se": gap_se, "KL_none": mean([r["KL_none"] for r in per_prompt]),
             "model": {"n_layer": c.n_layer, "n_embd": c.n_embd, "vocab_size": c.vocab_size},
             "rows": rows, "per_prompt": per_prompt}
 
 
 def run_study(cfg: GistConfig, progress: bool = True) -> dict:
-    from data.sources import iter_documents
-    from training import pick_device
-
     if not cfg.ks or any(k < 1 for k in cfg.ks):
         raise StudyError(f"ks must be positive integers, got {cfg.ks}")
     t0 = time.perf_counter()
@@ -299,8 +325,10 @@ def run_study(cfg: GistConfig, progress: bool = True) -> dict:
     tasks = []
     model, tok, _ = load_base(synthetic_base(cfg, out, device, quiet=not progress))
     model.to(device)
-    tasks.append(run_task("synthetic key=value facts", model, tok.special_tokens[EOT],
-                          synthetic_prompts(cfg, tok), cfg, progress))
+    syn = run_task("synthetic key=value facts", model, tok.special_tokens[EOT], synthetic_prompts(cfg, tok),
+                   cfg, progress)
+    syn["L_floor"], syn["L_floor_none"] = synthetic_floors(cfg)
+    tasks.append(syn)
     if cfg.real:
         if cfg.real_base_ckpt:
             ckpt = Path(cfg.real_base_ckpt)
@@ -339,14 +367,22 @@ def results_markdown(s: dict) -> str:
                   f"{t['eval_conts']} held-out continuations of {t['cont_tokens']} tokens each. Model: "
                   f"{m['n_layer']} layers x {m['n_embd']} wide, vocab {m['vocab_size']}.", "",
                   f"Full prompt: L = {t['L_full']:.3f}; no prompt: L = {t['L_none']:.3f} "
-                  f"(KL from full {t['KL_none']:.3f}). Gap L_none - L_full = {t['L_none'] - t['L_full']:.3f} nats"
-                  + (": too small for R to mean much here; read the KL columns instead." if
-                     t['L_none'] - t['L_full'] < 0.02 else "."), "",
-                  "| k | rho = \\|P\\|/k | L_gist | R | KL held-out (init -> trained) | KL train (first -> last) "
+                  f"(KL from full {t['KL_none']:.3f}). Gap L_none - L_full = {t['L_none'] - t['L_full']:.3f} nats "
+                  f"(standard error {t['gap_se']:.3f})"
+                  + (": within twice its noise, so R is left blank; read the KL columns instead."
+                     if t['L_none'] - t['L_full'] <= 2 * t['gap_se'] else "."), ""]
+        if "L_floor" in t:
+            used = (t['L_none'] - t['L_full']) / (t['L_floor_none'] - t['L_floor'])
+            lines += [f"Best possible: L = {t['L_floor']:.3f} with the prompt, {t['L_floor_none']:.3f} without: the "
+                      f"base model closes {used:.0%} of that gap"
+                      + (". That is less than half: this teacher barely uses its prompt, so R measures a weak "
+                         "teacher (train the base longer: syn_steps)." if used < 0.5 else "."), ""]
+        lines += ["| k | rho = \\|P\\|/k | L_gist | R | KL held-out (init -> trained) | KL train (first -> last) "
                   "| KV positions saved | KV bytes saved (fp32 / bf16) |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in t["rows"]:
-            lines.append(f"| {r['k']} | {r['rho']:.1f} | {r['L_gist']:.3f} | {r['R']:.3f} | {r['KL_init']:.3f} -> {r['KL']:.3f} | "
+            R = "" if r["R"] is None else f"{r['R']:.3f}"
+            lines.append(f"| {r['k']} | {r['rho']:.1f} | {r['L_gist']:.3f} | {R} | {r['KL_init']:.3f} -> {r['KL']:.3f} | "
                          f"{r['train_kl_first']:.3f} -> {r['train_kl_last']:.3f} | {r['kv_positions_saved']:.0f} | "
                          f"{r['kv_bytes_saved_fp32']:,.0f} / {r['kv_bytes_saved_bf16']:,.0f} |")
         lines.append("")
@@ -358,14 +394,18 @@ def results_markdown(s: dict) -> str:
 def plot_recovery(s: dict, path: Path) -> None:
     fig, a = pyplot().subplots(figsize=(6.5, 4.5))
     for t in s["tasks"]:
-        rho = [r["rho"] for r in t["rows"]]
-        R = [r["R"] for r in t["rows"]]
-        a.plot(rho, R, "o-", label=t["task"].split(":")[0] + f" (|P| = {t['prompt_tokens']:.0f})")
-        for r in t["rows"]:
+        label = t["task"].split(":")[0] + f" (|P| = {t['prompt_tokens']:.0f})"
+        rows = [r for r in t["rows"] if r["R"] is not None]
+        if not rows:  # the teacher's gap is within its noise: no R to show
+            a.plot([], [], " ", label=label + ": R blank, gap within noise")
+            continue
+        a.plot([r["rho"] for r in rows], [r["R"] for r in rows], "o-", label=label)
+        for r in rows:
             a.annotate(f"k={r['k']}", (r["rho"], r["R"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
     a.axhline(1, color="gray", ls=":", lw=1)
     a.axhline(0, color="gray", ls=":", lw=1)
     a.set_xscale("log")
+    a.set_xlim(0.8, 2 * max(r["rho"] for t in s["tasks"] for r in t["rows"]))
     a.set(xlabel="compression ratio rho = prompt tokens / gist vectors (log scale)",
           ylabel="recovery R (1 = full prompt, 0 = no prompt)", title="Gist recovery vs compression")
     a.legend(fontsize=8)

@@ -29,11 +29,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from data.prepare import token_byte_table
+from data.shards import read_manifest, read_shard
+from data.sources import doc_hash, iter_documents
 from model.gpt import GPT
-from studies.base_model import EOT, base_spec, ensure_base, load_base
-from studies.common import StudyError, atomic_write_text, pyplot, save_figure, study_main
+from studies.base_model import base_spec, ensure_base, load_base
+from studies.common import (StudyError, atomic_write_text, kl_divergence, pyplot, save_figure, scoring_windows,
+                            study_main, utf8_bytes)
 from studies.freeze import TRAIN_MODES, merge_rows, set_trainable
+from tokenizer import EOT, load
+from training import evaluate_bpb, param_groups, pick_device
 
 
 # ------------------------------------------------------------------------------------------------
@@ -42,9 +49,6 @@ from studies.freeze import TRAIN_MODES, merge_rows, set_trainable
 
 def val_documents(data_dir) -> list[str]:
     """The documents of a shard directory's val split, decoded back to text (split on <|endoftext|>)."""
-    from data.shards import read_manifest, read_shard
-    from tokenizer import load
-
     meta = read_manifest(data_dir)
     tok = load(meta["tokenizer"]["path"])
     eot = meta["eot_id"]
@@ -59,8 +63,6 @@ def val_documents(data_dir) -> list[str]:
 
 def token_bytes(tok, n_vocab: int) -> torch.Tensor:
     """UTF-8 bytes per id (0 for specials): the denominator of bits per byte."""
-    from data.prepare import token_byte_table
-
     return torch.from_numpy(token_byte_table(tok, n_vocab).astype(np.int64))
 
 
@@ -73,14 +75,34 @@ def encode_stream(tok, docs: list[str], eot: int) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.int64)
 
 
-def windows(stream: torch.Tensor, length: int, max_windows: int | None = None) -> torch.Tensor:
-    """Non-overlapping windows [N, length] from the start of the stream (the deterministic val pass)."""
-    n = (len(stream) - 1) // (length - 1)
-    if max_windows:
-        n = min(n, max_windows)
-    if n < 1:
-        raise ValueError(f"text too short: {len(stream)} tokens, need {length} for one window")
-    return torch.stack([stream[i * (length - 1): i * (length - 1) + length] for i in range(n)])
+def cut_text(docs: list[str], n_bytes: int) -> list[str]:
+    """The first n_bytes of UTF-8 text of `docs`, whole documents then a cut one (at a character).
+
+    Evaluation text is fixed as text, before any tokenizer sees it, so every tokenizer is scored
+    on the same bytes (cutting a number of token windows would give each tokenizer other text).
+    """
+    out, left = [], n_bytes
+    for d in docs:
+        b = d.encode("utf-8")
+        if len(b) >= left:
+            out.append(b[:left].decode("utf-8", "ignore"))
+            break
+        out.append(d)
+        left -= len(b)
+    return [d for d in out if d]
+
+
+def eval_batches(tok, docs: list[str], eot: int, block_size: int, prefix=()) -> list:
+    """(x, y) batches scoring every token of the documents once (studies.common.scoring_windows),
+    each window led by `prefix` (special-token tags), whose own positions are not scored."""
+    n = len(prefix)
+    out = []
+    for x, y in scoring_windows(encode_stream(tok, docs, eot), block_size - n, batch_size=16):
+        if n:
+            x = torch.cat([torch.tensor(prefix, dtype=x.dtype).expand(x.size(0), n), x], dim=1)
+            y = torch.cat([torch.full((y.size(0), n), -1, dtype=y.dtype), y], dim=1)
+        out.append((x, y))
+    return out
 
 
 def with_prefix(w: torch.Tensor, prefix: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,31 +116,32 @@ def with_prefix(w: torch.Tensor, prefix: list[int]) -> tuple[torch.Tensor, torch
     return x, y
 
 
-def bpb(model, w: torch.Tensor, tbytes: torch.Tensor, prefix=(), batch_size: int = 16) -> float:
-    """Bits per byte of the windows' targets, by the trainer's own evaluate_bpb."""
-    from training import evaluate_bpb
+def scored_bytes(batches: list, tbytes: torch.Tensor) -> int:
+    """UTF-8 bytes of the scored targets: the evaluation text's size, as this tokenizer covers it."""
+    return int(sum(tbytes[y[y >= 0]].sum().item() for _, y in batches))
 
-    batches = (with_prefix(w[i:i + batch_size], list(prefix)) for i in range(0, len(w), batch_size))
+
+def bpb(model, batches: list, tbytes: torch.Tensor) -> float:
+    """Bits per byte over the batches' scored targets, by the trainer's own evaluate_bpb."""
     return evaluate_bpb(model, batches, tbytes)[1]
 
 
 @torch.no_grad()
-def new_token_mass(model, w: torch.Tensor, old_vocab: int, prefix=(), batch_size: int = 16) -> float:
-    """Mean over positions of the probability the model puts on ids >= old_vocab."""
+def new_token_mass(model, batches: list, old_vocab: int) -> float:
+    """Mean over scored positions of the probability the model puts on ids >= old_vocab."""
     model.eval()
     device = next(model.parameters()).device
     total, count = 0.0, 0
-    for i in range(0, len(w), batch_size):
-        x, _ = with_prefix(w[i:i + batch_size], list(prefix))
-        probs = model(x.to(device))[0].float().softmax(-1)
-        total += probs[..., old_vocab:].sum().item()
-        count += probs.shape[0] * probs.shape[1]
+    for x, y in batches:
+        probs = model(x.to(device))[0].float().softmax(-1)[y.to(device) >= 0]
+        total += probs[:, old_vocab:].sum().item()
+        count += probs.shape[0]
     return total / count
 
 
 @torch.no_grad()
-def step0_old_text(base: GPT, grown: GPT, w: torch.Tensor, batch_size: int = 16) -> dict:
-    """KL(base || grown) per position on old text (old ids only), and the mass grown puts on new ids.
+def step0_old_text(base: GPT, grown: GPT, batches: list) -> dict:
+    """KL(base || grown) per scored position on old text (old ids only), and grown's mass on new ids.
 
     Why log(1 + n/V) bounds it for mean init. Old text feeds only old ids, so the hidden state h at
     every position is unchanged; only the output gains n logits. With mean init each new output
@@ -138,11 +161,12 @@ def step0_old_text(base: GPT, grown: GPT, w: torch.Tensor, batch_size: int = 16)
     old = base.config.vocab_size
     device = next(base.parameters()).device
     kl_sum, kl_max, mass, count = 0.0, 0.0, 0.0, 0
-    for i in range(0, len(w), batch_size):
-        x = w[i:i + batch_size, :-1].to(device)
-        lp = base(x)[0].float().log_softmax(-1)
-        lq = grown(x)[0].float().log_softmax(-1)
-        kl = (lp.exp() * (lp - lq[..., :old])).sum(-1)
+    for x, y in batches:
+        scored = y.to(device) >= 0
+        x = x.to(device)
+        lp = base(x)[0].float().log_softmax(-1)[scored]
+        lq = grown(x)[0].float().log_softmax(-1)[scored]
+        kl = kl_divergence(lp, lq[..., :old])
         kl_sum += kl.sum().item()
         kl_max = max(kl_max, kl.max().item())
         mass += lq[..., old:].exp().sum().item()
@@ -215,13 +239,11 @@ class NewTokensConfig:
     lr_full: float = 1e-3
     weight_decay: float = 0.1
     eval_interval: int = 50
-    eval_windows: int = 64             # val windows per eval, per domain
+    eval_bytes: int = 20_000           # UTF-8 bytes of val text per domain, the same for every run
 
 
 def new_domain_docs(cfg: NewTokensConfig) -> tuple[list[str], list[str]]:
     """(train, val) documents of the new domain: hash order, capped at new_max_chars."""
-    from data.sources import doc_hash, iter_documents
-
     # Taken in an order fixed by the text but unrelated to the val split (which also uses doc_hash).
     docs = sorted(iter_documents(cfg.new_source, txt_mode=cfg.new_txt_mode), key=lambda d: doc_hash("take:" + d))
     taken, total = [], 0
@@ -262,10 +284,7 @@ def finetune(model, run: dict, old_vocab: int, data: dict, cfg: NewTokensConfig)
     """Train on the new domain as `run` says; evaluate both domains every eval_interval steps."""
     lr = {"new_rows": cfg.lr_new_rows, "embeddings": cfg.lr_embeddings, "full": cfg.lr_full}[run["train"]]
     params = set_trainable(model, run["train"], old_vocab)
-    decay = [p for p in params if p.dim() >= 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(param_groups(params, cfg.weight_decay), lr=lr, betas=(0.9, 0.95))
     g = torch.Generator().manual_seed(cfg.seed)
     device = next(model.parameters()).device
     stream, prefix = data["train"], data["prefix"]
@@ -274,7 +293,7 @@ def finetune(model, run: dict, old_vocab: int, data: dict, cfg: NewTokensConfig)
 
     def evaluate(step):
         curve.append({"step": step,
-                      "new_bpb": bpb(model, data["new_val"], data["tbytes"], prefix),
+                      "new_bpb": bpb(model, data["new_val"], data["tbytes"]),
                       "old_bpb": bpb(model, data["old_val"], data["tbytes"])})
 
     evaluate(0)
@@ -297,8 +316,6 @@ def finetune(model, run: dict, old_vocab: int, data: dict, cfg: NewTokensConfig)
 
 
 def run_study(cfg: NewTokensConfig, progress: bool = True) -> dict:
-    from training import pick_device
-
     t_start = time.perf_counter()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -313,13 +330,14 @@ def run_study(cfg: NewTokensConfig, progress: bool = True) -> dict:
     eot = tok.special_tokens[EOT]
     V = base.config.vocab_size
     T = base.config.block_size
-    old_docs = val_documents(ck["config"]["data_dir"])
     new_train, new_val = new_domain_docs(cfg)
+    # the evaluation text of each domain, fixed before any tokenizer sees it
+    old_docs = cut_text(val_documents(ck["config"]["data_dir"]), cfg.eval_bytes)
+    new_val = cut_text(new_val, cfg.eval_bytes)
 
     # Old text in the old tokenizer: where the step-0 bound applies (identical inputs).
-    old_val_oldtok = windows(encode_stream(tok, old_docs, eot), T + 1, cfg.eval_windows)
-    base_new_bpb = bpb(base, windows(encode_stream(tok, new_val, eot), T + 1, cfg.eval_windows),
-                       token_bytes(tok, V))
+    old_val_oldtok = eval_batches(tok, old_docs, eot, T)
+    base_new_bpb = bpb(base, eval_batches(tok, new_val, eot, T), token_bytes(tok, V))
     base_old_bpb = bpb(base, old_val_oldtok, token_bytes(tok, V))
 
     def bytes_per_token(t, docs):
@@ -329,8 +347,6 @@ def run_study(cfg: NewTokensConfig, progress: bool = True) -> dict:
     torch.manual_seed(cfg.seed)
     results, grown_cache = [], {}
     runs = plan(cfg)
-    from tqdm import tqdm
-
     for run in tqdm(runs, desc="runs", disable=not progress):
         t0 = time.perf_counter()
         key = (run["method"], run["n"])
@@ -343,17 +359,19 @@ def run_study(cfg: NewTokensConfig, progress: bool = True) -> dict:
         model = resized(base, new_tok.n_vocab, run["init"], parents).to(device)
         tb = token_bytes(new_tok, new_tok.n_vocab)
         data = {"train": encode_stream(new_tok, new_train, eot), "prefix": prefix, "tbytes": tb,
-                "new_val": windows(encode_stream(new_tok, new_val, eot), T + 1 - len(prefix), cfg.eval_windows),
-                "old_val": windows(encode_stream(new_tok, old_docs, eot), T + 1, cfg.eval_windows)}
+                "new_val": eval_batches(new_tok, new_val, eot, T, prefix),
+                "old_val": eval_batches(new_tok, old_docs, eot, T)}
+        scored = {"eval_bytes_new": scored_bytes(data["new_val"], tb),
+                  "eval_bytes_old": scored_bytes(data["old_val"], tb)}
         step0 = step0_old_text(base, model, old_val_oldtok)
-        step0["mass_new_on_new_text"] = new_token_mass(model, data["new_val"], V, prefix)
+        step0["mass_new_on_new_text"] = new_token_mass(model, data["new_val"], V)
         before = model.transformer.wte.weight[:V].clone()
         before_head = model.lm_head.weight[:V].clone()
         curve = finetune(model, run, V, data, cfg)
         old_rows_identical = (torch.equal(before, model.transformer.wte.weight[:V])
                               and torch.equal(before_head, model.lm_head.weight[:V]))
         results.append({
-            **run, "n_new": n_new, "old_vocab": V, "bound_kl": math.log(1 + n_new / V),
+            **run, **scored, "n_new": n_new, "old_vocab": V, "bound_kl": math.log(1 + n_new / V),
             "bound_mass": n_new / (V + n_new), **step0, "curve": curve,
             "new_bpb_final": curve[-1]["new_bpb"], "old_bpb_final": curve[-1]["old_bpb"],
             "bytes_per_token_new": bytes_per_token(new_tok, new_val),
@@ -364,7 +382,8 @@ def run_study(cfg: NewTokensConfig, progress: bool = True) -> dict:
                "base_new_bpb": base_new_bpb, "base_old_bpb": base_old_bpb,
                "bytes_per_token_new_base": bpt_new_base, "bytes_per_token_old_base": bpt_old_base,
                "new_train_chars": sum(map(len, new_train)), "new_val_chars": sum(map(len, new_val)),
-               "old_val_chars": sum(map(len, old_docs)), "runs": results,
+               "old_val_chars": sum(map(len, old_docs)), "eval_bytes_new": utf8_bytes(new_val),
+               "eval_bytes_old": utf8_bytes(old_docs), "runs": results,
                "seconds_base": t_base, "seconds_total": time.perf_counter() - t_start}
     write_outputs(summary, out)
     return summary
@@ -392,7 +411,9 @@ def results_markdown(s: dict) -> str:
         "# Adding tokens to a trained model", "",
         f"Base: `{s['base_ckpt']}` (vocab V = {s['old_vocab']}, trained on `{c['base_source']}`); "
         f"new domain `{c['new_source']}` ({s['new_train_chars']:,} train / {s['new_val_chars']:,} val chars); "
-        f"old-domain val {s['old_val_chars']:,} chars. Fine-tuning: {c['steps']} steps x {c['batch_size']} x "
+        f"old-domain val {s['old_val_chars']:,} chars. Every run is scored on the same text: "
+        f"{s['eval_bytes_new']:,} bytes of the new domain and {s['eval_bytes_old']:,} of the old, cut as text before "
+        f"tokenizing, every byte scored once (windows every half context). Fine-tuning: {c['steps']} steps x {c['batch_size']} x "
         f"{c['block_size']} tokens on {s['device']}. Regenerate: `python -m studies.new_tokens CONFIG`.", "",
         f"Base model before any change: new-domain {s['base_new_bpb']:.3f} bpb, old-domain {s['base_old_bpb']:.3f} bpb; "
         f"bytes/token {s['bytes_per_token_new_base']:.3f} (new), {s['bytes_per_token_old_base']:.3f} (old).", "",

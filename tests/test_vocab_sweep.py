@@ -9,11 +9,11 @@ import pytest
 
 from data.sources import doc_hash
 from studies.common import StudyError, split_documents
-from studies.vocab_sweep import (flops_per_token, load_sweep_config, main, model_params,
-                                 plan_run, plan_steps, run_sweep)
+from studies.vocab_sweep import load_sweep_config, main, model_params, plan_run, plan_steps, run_sweep
 from tokenizer import GPT4_SPLIT_PATTERN, RegexTokenizer, load
 
 VOCABS = [256, 300, 400]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def micro_docs(n=60, seed=0):
@@ -62,15 +62,15 @@ def test_micro_sweep_writes_results_and_plots(sweep):
         rows = list(csv.DictReader(f))
     assert [int(r["vocab_size"]) for r in rows] == VOCABS
     for r in rows:
-        assert 0 < float(r["val_bpb_mean"]) < 9  # a byte has 8 bits; a barely trained model is near it
-        assert int(r["n_seeds"]) == 2 and float(r["val_bpb_sd"]) >= 0
+        assert int(r["n_seeds"]) == 2
         assert int(r["nonemb_params"]) == int(rows[0]["nonemb_params"])  # the same model body
-        assert 0 <= float(r["rare_vocab_frac"]) <= 1
     # V=256 has no merges: every token is one byte of this ASCII text
     assert float(rows[0]["val_bytes_per_token"]) == 1.0
     assert float(rows[2]["val_bytes_per_token"]) > float(rows[1]["val_bytes_per_token"]) > 1
     md = (out / "results.md").read_text()
-    assert all(f"| {v} |" in md for v in VOCABS)
+    for r in rows:
+        assert f"| {r['vocab_size']} |" in md
+        assert f"{float(r['val_bpb_mean']):.4f} ± {float(r['val_bpb_sd']):.4f}" in md
     import matplotlib.image
     for name in ("bpb_vs_vocab.png", "bytes_per_token_vs_vocab.png", "bpb_vs_flops.png"):
         img = matplotlib.image.imread(out / name)
@@ -78,7 +78,90 @@ def test_micro_sweep_writes_results_and_plots(sweep):
     assert any("training ONCE at V=400" in line for line in sweep["log"])
 
 
+def val_bpb_by_hand(run_dir, shard_dir, tok_path):
+    """A checkpoint's val bpb by the rule, target by target: token i is predicted from the window that
+    starts at 0 if i <= T, else at the largest multiple of T/2 with i - start in (T/2, T]; bytes per id
+    from the tokenizer file; total loss over total bytes."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    from data.shards import read_manifest, read_shard
+    from training import load_model
+
+    model, ck = load_model(run_dir)
+    T, h = ck["model_config"]["block_size"], ck["model_config"]["block_size"] // 2
+    meta = read_manifest(shard_dir)
+    stream = np.concatenate([read_shard(shard_dir / s) for s in meta["splits"]["val"]["shards"]])
+    tok = load(tok_path)
+    nbytes = {i: len(b) for i, b in tok.vocab.items()}  # <|endoftext|> is not in vocab: 0 bytes
+    by_start = {}
+    for i in range(1, len(stream)):
+        start = 0 if i <= T else h * math.ceil((i - T) / h)
+        by_start.setdefault(start, []).append(i)
+    nats = 0.0
+    with torch.no_grad():
+        for start, targets in by_start.items():
+            x = torch.from_numpy(stream[start:max(targets)].astype(np.int64))[None]
+            logp = F.log_softmax(model(x)[0][0].double(), -1)
+            nats -= sum(logp[i - start - 1, int(stream[i])].item() for i in targets)
+    return nats / math.log(2) / sum(nbytes.get(int(t), 0) for t in stream[1:])
+
+
+def test_scoring_windows_score_every_target_once_by_hand():
+    from studies.common import scoring_windows
+
+    stream = np.arange(11)
+    batches = list(scoring_windows(stream, 4, batch_size=3))
+    # windows start every 2 tokens; each scores the targets the previous one did not
+    assert [x.tolist() for x, _ in batches] == [[[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 6, 7]], [[6, 7, 8, 9]]]
+    assert [y.tolist() for _, y in batches] == [[[1, 2, 3, 4], [-1, -1, 5, 6], [-1, -1, 7, 8]],
+                                                [[-1, -1, 9, 10]]]
+    short = list(scoring_windows(np.arange(8), 4))  # the last window is cut short by the text's end
+    assert [x.tolist() for x, _ in short][-1] == [[4, 5, 6]]
+    assert [y.tolist() for _, y in short] == [[[1, 2, 3, 4], [-1, -1, 5, 6]], [[-1, -1, 7]]]
+
+
+def test_reported_bpb_is_the_checkpoints_val_bpb(sweep):
+    """Recompute the V=300 models' val bpb from their checkpoints; mean and sd over the two seeds."""
+    import statistics
+
+    row = next(r for r in sweep["rows"] if r["vocab_size"] == 300)
+    tok_path = next((sweep["out"] / "tokenizers").iterdir()) / "v300.model"
+    bpbs = [val_bpb_by_hand(sweep["out"] / "runs" / f"v300_s{s}", shard_dirs(sweep["out"])[300], tok_path)
+            for s in (1, 2)]
+    assert row["val_bpb_mean"] == pytest.approx(statistics.mean(bpbs), abs=1e-3)
+    assert row["val_bpb_sd"] == pytest.approx(abs(bpbs[0] - bpbs[1]) / 2 ** 0.5, abs=1e-3)
+    assert bpbs[0] != bpbs[1]  # two seeds, two models
+
+
+def test_rare_vocab_share_comes_from_the_replayed_training_tokens(sweep):
+    """train_counts.npy counts every input id of every batch the first seed's model trained on."""
+    from data.shards import read_manifest, read_shard
+    from studies.vocab_sweep import RARE
+
+    for row in sweep["rows"]:
+        v, d = row["vocab_size"], shard_dirs(sweep["out"])[row["vocab_size"]]
+        counts = np.load(sweep["out"] / "runs" / f"v{v}_s1" / "train_counts.npy")
+        assert counts.sum() == row["steps"] * 4 * row["block_size"]  # steps x batch x block inputs
+        meta = read_manifest(d)
+        in_train = np.zeros(len(counts), dtype=bool)
+        for s in meta["splits"]["train"]["shards"]:
+            in_train[np.asarray(read_shard(d / s))] = True
+        assert not counts[~in_train].any()  # only ids the training text contains
+        assert row["rare_vocab_frac"] == pytest.approx((counts[:v] < RARE).mean(), abs=1e-4)
+        assert row["unseen_ids"] == int((counts[:v] == 0).sum())
+    # V=256 on ASCII text: at most 128 byte values can appear, so at least half are never seen
+    assert sweep["rows"][0]["unseen_ids"] >= 128
+
+
 def test_rerun_reuses_tokenizer_shards_and_runs(sweep):
+    # a run scored by an older evaluation is scored again, not retrained
+    run = sweep["out"] / "runs" / "v300_s2"
+    saved = json.loads((run / "result.json").read_text())
+    (run / "result.json").write_text(json.dumps({**saved, "eval": {}, "eval_version": 1}))
+    ckpt_mtime = (run / "ckpt.pt").stat().st_mtime_ns
     lines = []
     rows = run_sweep(load_sweep_config(None, sweep["overrides"]), log=lines.append, progress=False)
     text = "\n".join(lines)
@@ -86,6 +169,8 @@ def test_rerun_reuses_tokenizer_shards_and_runs(sweep):
     assert text.count("shards cached") == len(VOCABS)
     assert text.count("finished earlier") == 2 * len(VOCABS)
     assert [r["val_bpb_mean"] for r in rows] == [r["val_bpb_mean"] for r in sweep["rows"]]
+    assert json.loads((run / "result.json").read_text())["eval"] == saved["eval"]
+    assert (run / "ckpt.pt").stat().st_mtime_ns == ckpt_mtime
 
 
 def test_split_is_three_disjoint_parts_and_order_free():
@@ -135,39 +220,69 @@ def test_val_bytes_accounting(sweep):
         assert sorted(decoded) == sorted(doc.encode() for doc in parts["val"])
 
 
-def test_equal_bytes_budget_gives_every_vocab_the_same_bytes(sweep):
-    """Planned training bytes, recounted from scratch, are within half a step of the budget."""
+def stream_bytes_per_token(sweep, v):
+    """Bytes per token of the training stream ([eot] + tokens of each document), recounted from scratch."""
+    parts, _ = split_documents(sweep["docs"], sweep["cfg"].val_fraction, sweep["cfg"].tokenizer_fraction)
+    tok = load(next((sweep["out"] / "tokenizers").iterdir()) / f"v{v}.model")
+    return (sum(len(d.encode()) for d in parts["train"])
+            / sum(len(tok.encode_ordinary(d)) + 1 for d in parts["train"]))
+
+
+def test_context_in_bytes_gives_every_vocab_the_same_context_steps_and_bytes(sweep):
+    """The default: ~32 bytes of context for every V (to half a token), the same steps, the same bytes."""
     cfg = sweep["cfg"]
-    parts, _ = split_documents(sweep["docs"], cfg.val_fraction, cfg.tokenizer_fraction)
-    train_bytes = sum(len(d.encode()) for d in parts["train"])
-    tok_dir = next((sweep["out"] / "tokenizers").iterdir())
+    assert cfg.context_unit == "bytes" and cfg.context == 32
     for row in sweep["rows"]:
-        v = row["vocab_size"]
-        tok = load(tok_dir / f"v{v}.model")
-        # the training stream: [eot] + tokens of each document
-        stream_tokens = sum(len(tok.encode_ordinary(d)) + 1 for d in parts["train"])
-        bytes_per_step = 4 * 32 * train_bytes / stream_tokens
-        assert abs(row["steps"] * bytes_per_step - cfg.train_bytes) <= bytes_per_step / 2
-        # the bytes of the batches the model actually drew are within one batch of it too
-        assert abs(row["train_bytes"] - cfg.train_bytes) <= bytes_per_step
-    steps = [r["steps"] for r in sweep["rows"]]
+        bpt = stream_bytes_per_token(sweep, row["vocab_size"])
+        assert abs(row["block_size"] * bpt - 32) <= bpt / 2
+        assert row["steps"] == round(1500 / (4 * 32))  # train_bytes / (batch x context bytes)
+        # the bytes of the batches the model actually drew: the budget, to within one step's bytes
+        assert abs(row["train_bytes"] - cfg.train_bytes) <= 4 * 32 + row["steps"] * 4 * bpt / 2
+    assert [r["block_size"] for r in sweep["rows"]][0] == 32  # V=256: one byte per token
+    assert sweep["rows"][2]["block_size"] < sweep["rows"][1]["block_size"] < 32
+
+
+def test_context_in_tokens_gives_every_vocab_the_same_bytes(sweep):
+    """context_unit = tokens: planned training bytes, recounted from scratch, within half a step of the budget."""
+    from data.shards import read_manifest
+
+    cfg = load_sweep_config(None, {**sweep["overrides"], "context_unit": "tokens"})
+    steps = []
+    for v, d in sorted(shard_dirs(sweep["out"]).items()):
+        plan = plan_run(cfg, read_manifest(d), v)
+        bytes_per_step = 4 * 32 * stream_bytes_per_token(sweep, v)
+        assert plan["block_size"] == 32
+        assert abs(plan["steps"] * bytes_per_step - cfg.train_bytes) <= bytes_per_step / 2
+        steps.append(plan["steps"])
     assert steps[0] > steps[1] > steps[2]  # more bytes per token: fewer steps
 
 
+def test_every_run_is_scored_on_the_same_val_bytes(sweep):
+    """Every V and seed: val_bytes is the UTF-8 size of the val documents."""
+    parts, _ = split_documents(sweep["docs"], sweep["cfg"].val_fraction, sweep["cfg"].tokenizer_fraction)
+    val_bytes = sum(len(d.encode()) for d in parts["val"])
+    for v in VOCABS:
+        for seed in (1, 2):
+            saved = json.loads((sweep["out"] / "runs" / f"v{v}_s{seed}" / "result.json").read_text())
+            assert saved["eval"]["val_bytes"] == val_bytes
+    assert [r["val_bytes"] for r in sweep["rows"]] == [val_bytes] * len(VOCABS)
+    assert f"the same {val_bytes:,} bytes of validation text" in (sweep["out"] / "results.md").read_text()
+
+
 def test_flops_arithmetic_by_hand():
-    # 6 * (1000 + 64 * 8) + 12 * 2 layers * 8 dims * 16 positions = 9072 + 3072
-    assert flops_per_token(1000, 64, 8, 2, 16) == 12144
     assert plan_steps("flops", 12144 * 10 * 3, 10, flops_per_tok=12144) == 3
     assert plan_steps("bytes", 1000, 10, bytes_per_token=2.5) == 40
     assert plan_steps("bytes", 1, 10, bytes_per_token=2.5) == 1  # never zero steps
     # a one-layer model counted by hand: attention 8*24 + 8*8, MLP 8*32 + 32*8, three RMSNorms
     from training import load_config
     tcfg = load_config(None, {"n_layer": 1, "n_head": 2, "n_embd": 8})
-    nonemb, emb, rows = model_params(tcfg, n_vocab=100, block_size=16)
+    nonemb, emb, rows, fpt = model_params(tcfg, n_vocab=100, block_size=16)
     assert (nonemb, emb, rows) == (192 + 64 + 256 + 256 + 3 * 8, 128 * 8, 128)
-    from model.gpt import GPT, GPTConfig
-    gpt = GPT(GPTConfig(vocab_size=100, block_size=16, n_layer=1, n_head=2, n_embd=8))
-    assert flops_per_token(nonemb, rows, 8, 1, 16) == gpt.flops_per_token()
+    # 6 FLOPs per weight (Kaplan's 6N: every non-embedding weight, the norm gains included, plus the
+    # lm_head at 128 x 8; the input lookup is free) and attention, 12 * layers * width * context
+    assert fpt == 6 * (192 + 64 + 256 + 256 + 3 * 8 + 128 * 8) + 12 * 1 * 8 * 16
+    untied = load_config(None, {"n_layer": 1, "n_head": 2, "n_embd": 8, "tie_embeddings": False})
+    assert model_params(untied, n_vocab=100, block_size=16)[1:] == (2 * 128 * 8, 128, fpt)
 
 
 def test_flops_budget_gives_every_vocab_the_same_flops(sweep):
@@ -209,3 +324,42 @@ def test_config_file_overrides_and_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "--vocab_sizes" in capsys.readouterr().out
+
+
+def test_paired_bootstrap_on_hand_made_documents():
+    from studies.vocab_sweep import paired_bootstrap
+
+    ln2 = np.log(2)
+    nbytes = np.array([100, 300, 50, 250])
+    b = np.array([90.0, 200.0, 40.0, 180.0]) * ln2  # bits, as nats
+    # a is worse by exactly 0.1 bit on every byte of every document: every resample says +0.1
+    diff, lo, hi = paired_bootstrap(b + 0.1 * nbytes * ln2, b, nbytes)
+    assert diff == pytest.approx(0.1) and lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
+    # better on two documents, worse on the other two by the same bits: 0 overall, interval around 0
+    swing = np.array([20.0, -20.0, 20.0, -20.0]) * ln2
+    diff, lo, hi = paired_bootstrap(b + swing, b, [100, 100, 100, 100])
+    assert diff == pytest.approx(0.0, abs=1e-12) and lo < 0 < hi
+    assert lo == pytest.approx(-hi, abs=0.03)  # symmetric documents: a symmetric interval
+    # the interval of the documents' mean bits per byte difference is within its extremes
+    assert -0.2 <= lo and hi <= 0.2
+
+
+def test_per_document_scores_add_up_and_runs_compare_to_the_best(sweep):
+    import math
+
+    parts, _ = split_documents(sweep["docs"], sweep["cfg"].val_fraction, sweep["cfg"].tokenizer_fraction)
+    for v in VOCABS:
+        ev = json.loads((sweep["out"] / "runs" / f"v{v}_s1" / "result.json").read_text())["eval"]
+        assert sorted(ev["doc_bytes"]) == sorted(len(d.encode()) for d in parts["val"])
+        assert sum(ev["doc_nats"]) / (math.log(2) * sum(ev["doc_bytes"])) == pytest.approx(ev["val_bpb"])
+    rows = {r["vocab_size"]: r for r in sweep["rows"]}
+    best = min(rows.values(), key=lambda r: r["val_bpb_mean"])
+    assert (best["bpb_minus_best"], best["ci95_lo"], best["ci95_hi"]) == (0, 0, 0)
+    md = (sweep["out"] / "results.md").read_text()
+    for r in rows.values():
+        # the paired difference of seed-averaged nats is the difference of the seed-mean bpbs
+        assert r["bpb_minus_best"] == pytest.approx(r["val_bpb_mean"] - best["val_bpb_mean"], abs=2e-4)
+        if r is not best:
+            assert r["ci95_lo"] <= r["bpb_minus_best"] <= r["ci95_hi"]
+            assert f"{r['bpb_minus_best']:+.4f} [{r['ci95_lo']:+.4f}, {r['ci95_hi']:+.4f}]" in md
+    assert f"over the {len(parts['val'])} val documents" in md
