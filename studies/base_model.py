@@ -71,7 +71,7 @@ def ensure_base(spec: BaseSpec, out_dir, device: str = "cpu", quiet: bool = Fals
         block_size=spec.block_size, batch_size=spec.batch_size, max_steps=spec.steps, lr=spec.lr,
         warmup_steps=max(1, spec.steps // 20), tie_embeddings=spec.tie_embeddings,
         eval_interval=spec.steps, eval_batches=8, log_interval=max(1, spec.steps // 10),
-        end_sample_tokens=0))
+        end_sample_tokens=0, overwrite=True))  # this folder is the study's own: a changed spec retrains it
     with open(os.devnull, "w") as null:
         with contextlib.redirect_stdout(null) if quiet else contextlib.nullcontext():
             train(cfg)

@@ -341,7 +341,8 @@ def run_one(cfg, plan, shard_dir, tok_path, seed, run_dir, log=print):
         "max_steps": steps, "warmup_steps": max(1, round(cfg.warmup_frac * steps)),
         "total_batch_tokens": plan["tokens_per_step"], "eval_interval": steps,
         "eval_batches": 1, "log_interval": max(1, steps // 5), "ckpt_interval": 0,
-        "end_sample_tokens": cfg.train.get("end_sample_tokens", 0)})
+        "end_sample_tokens": cfg.train.get("end_sample_tokens", 0),
+        "overwrite": True})  # run_dir is the sweep's own: a changed config retrains it in place
     key = json.dumps(dataclasses.asdict(tcfg), sort_keys=True)
     done = Path(run_dir) / "result.json"
     saved = json.loads(done.read_text()) if done.is_file() and (Path(run_dir) / "ckpt.pt").is_file() else {}

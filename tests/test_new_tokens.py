@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import training
 from model.gpt import GPT, GPTConfig
 from studies.common import load_study_config
 from studies.freeze import is_tied, merge_rows, set_trainable
@@ -146,13 +147,12 @@ def test_study_runs_end_to_end(tmp_path):
     rng = random.Random(0)
     for i in range(6):
         (old / f"play{i}.txt").write_text(" ".join(rng.choice(OLD_TEXT.split("\n")) for _ in range(200)))
-    cfg = load_study_config(NewTokensConfig, None, [
-        f"--out_dir={tmp_path / 'out'}", f"--base_source={old}", "--base_vocab_size=270", "--base_steps=4",
-        "--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=16", "--base_batch_size=4",
-        "--new_max_chars=20000", "--new_val_fraction=0.3", "--ks=6", "--inits=mean,parents",
-        "--train_modes=new_rows,full", "--n_special=2", "--steps=3", "--eval_interval=2", "--eval_bytes=600",
-        "--batch_size=2"])
-    s = run_study(cfg, progress=False)
+    args = [f"--out_dir={tmp_path / 'out'}", f"--base_source={old}", "--base_vocab_size=270", "--base_steps=4",
+            "--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=16", "--base_batch_size=4",
+            "--new_max_chars=20000", "--new_val_fraction=0.3", "--ks=6", "--inits=mean,parents",
+            "--train_modes=new_rows,full", "--n_special=2", "--steps=3", "--eval_interval=2", "--eval_bytes=600",
+            "--batch_size=2"]
+    s = run_study(load_study_config(NewTokensConfig, None, args), progress=False)
     out = tmp_path / "out"
     assert json.loads((out / "results.json").read_text())["runs"] == s["runs"]
     for name in ("bpb_curves.png", "k_sweep.png"):
@@ -178,6 +178,15 @@ def test_study_runs_end_to_end(tmp_path):
     assert runs[("merges", "mean", "new_rows")]["bytes_per_token_new"] > s["bytes_per_token_new_base"]
     assert runs[("special", "mean", "new_rows")]["bytes_per_token_new"] == s["bytes_per_token_new_base"]
     assert "| k=6 merges, mean, new_rows |" in (out / "results.md").read_text()
+
+    # A changed base spec retrains the study's own base model in place: the trainer's refusal to
+    # overwrite a run is for a user's out_dir, not for a folder the study owns.
+    assert json.loads((out / "base" / "base.json").read_text())["steps"] == 4
+    run_study(load_study_config(NewTokensConfig, None, args + ["--base_steps=5", "--ks=2",
+                                                               "--inits=mean", "--train_modes=new_rows"]),
+              progress=False)
+    assert json.loads((out / "base" / "base.json").read_text())["steps"] == 5
+    assert training.load_checkpoint(out / "base" / "ckpt.pt")["step"] == 5
 
 
 def test_eval_text_is_cut_as_text_and_every_token_scored_once_after_the_prefix():
