@@ -8,9 +8,11 @@ import pytest
 import regex
 import torch
 
-from studies.quirks import (DIGIT_RULES, digit_pattern, embedding_norm_stats, main, number_stats,
+from studies.quirks import (DIGIT_RULES, code_split, digit_pattern, embedding_norm_stats, main, number_stats,
                             quirk_a, quirk_d, tokens_per_char, whitespace_stats)
-from tokenizer import RegexTokenizer
+from tokenizer import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, RegexTokenizer
+from tokenizer.bpe import apply_merges
+from tokenizer.reference import reference_train_bpe
 
 
 def bytes_only():
@@ -122,9 +124,6 @@ def test_quirk_d_reads_a_sweep_directory(micro_sweep, tmp_path):
 
 def test_quirk_a_counts_match_the_reference_trainer():
     """Retrain both tokenizers with the slow reference trainer, encode with its merge loop, recount."""
-    from studies.quirks import code_split
-    from tokenizer import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
-    from tokenizer.reference import encode_with_merges, reference_train_bpe
 
     header, rows = quirk_a(300, 60_000, log=lambda *a: None)
     assert [r[0] for r in rows] == ["GPT-2", "GPT-4"]
@@ -133,11 +132,11 @@ def test_quirk_a_counts_match_the_reference_trainer():
     for row, pattern in zip(rows, (GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN)):
         chunks = Counter(c.encode() for d in train for c in regex.findall(pattern, d))
         merges = reference_train_bpe(chunks, 300 - 256)
-        ranks = {(a, b): (i, new) for i, (a, b, new) in enumerate(merges)}
+        merge_ids = {(a, b): new for a, b, new in merges}
         vocab = {i: bytes([i]) for i in range(256)}
         for a, b, new in merges:
             vocab[new] = vocab[a] + vocab[b]
-        ids = [i for d in held for c in regex.findall(pattern, d) for i in encode_with_merges(list(c.encode()), ranks)]
+        ids = [i for d in held for c in regex.findall(pattern, d) for i in apply_merges(list(c.encode()), merge_ids)]
         ws = [i for i in ids if vocab[i].isspace()]
         assert sum(len(vocab[i]) for i in ids) == held_bytes
         assert int(row[1].replace(",", "")) == len(ids)
