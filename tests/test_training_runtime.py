@@ -62,3 +62,10 @@ def test_train_leaves_the_tf32_flags_as_it_found_them(data, tmp_path):  # noqa: 
     assert before[0] != before[1]  # torch's defaults differ (False, True): a mix-up would show
     training.train(cfg_for(data, tmp_path, max_steps=1, eval_interval=1))
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+
+
+def test_run_ends_with_its_mean_rate_and_no_mfu_on_cpu(data, tmp_path, capsys):  # noqa: F811
+    result = training.train(cfg_for(data, tmp_path, max_steps=4, eval_interval=4))
+    assert result["mfu"] is None  # MFU is against a GPU's bf16 peak; a CPU has none in the table
+    last = [line for line in capsys.readouterr().out.splitlines() if line.startswith("run: ")]
+    assert last == [f"run: {result['tokens_per_s']:,.0f} tok/s (mean of the timed steps)"]
