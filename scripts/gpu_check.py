@@ -300,7 +300,7 @@ def check_speed(size: Size, device: str) -> str:
             f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
 
 
-def check_ddp(size: Size, tok: Path, shards: Path, work: Path) -> str:
+def check_ddp(size: Size, device: str, tok: Path, shards: Path, work: Path) -> str:
     """2 NCCL processes x 2 micro-steps against 1 process x 4 at the same global batch.
 
     The ranks draw other training windows than one process does, so the losses agree in value,
@@ -308,8 +308,8 @@ def check_ddp(size: Size, tok: Path, shards: Path, work: Path) -> str:
     """
     global_tokens = 4 * size.model["batch_size"] * size.model["block_size"]
     steps = size.steps * 2 // 3
-    one = run_config(size, "cuda", tok, shards, work / "ddp-1", total_batch_tokens=global_tokens, max_steps=steps,
-                     eval_interval=steps)
+    one = run_config(size, device, tok, shards, work / "ddp-1", total_batch_tokens=global_tokens, max_steps=steps,
+                     eval_interval=steps, eval_batches=0)  # eval_batches counts per process: all of val
     train(one)
     two = load_config(None, {**asdict(one), "out_dir": str(work / "ddp-2")})
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -323,7 +323,7 @@ def check_ddp(size: Size, tok: Path, shards: Path, work: Path) -> str:
     bpb1, bpb2 = ([r["val_bpb"] for r in log if "val_bpb" in r][-1] for log in logs)
     assert abs(loss1 - loss2) < 0.05 and abs(bpb1 - bpb2) < 0.03, \
         f"2 processes: loss {loss2:.3f}, val bpb {bpb2:.4f}; 1 process: loss {loss1:.3f}, val bpb {bpb1:.4f}"
-    return (f"{steps} steps of {global_tokens:,} tokens: last losses {loss2:.3f} (2 NCCL x 2 accum) vs {loss1:.3f}"
+    return (f"{steps} steps of {global_tokens:,} tokens: last losses {loss2:.3f} (2 processes x 2 accum) vs {loss1:.3f}"
             f" (1 x 4), val bpb {bpb2:.4f} vs {bpb1:.4f}")
 
 
@@ -370,7 +370,7 @@ def main(argv=None) -> int:
             checks.run("flash", check_flash, straight, device)
             checks.run("speed", check_speed, size, device)
             if n_gpus >= 2:
-                checks.run("ddp", check_ddp, size, tok, shards, work)
+                checks.run("ddp", check_ddp, size, device, tok, shards, work)
             else:
                 checks.add("ddp", "skipped", f"needs 2+ CUDA GPUs, found {n_gpus}")
     finally:
