@@ -52,8 +52,8 @@ from training.runtime import autocast_dtype  # noqa: E402
 @dataclass
 class Size:
     """Everything that differs between the GPU check and the CPU dry run."""
-    text_bytes: int       # of standard-library source, for the shards
-    tokenizer_bytes: int  # of that text, to train the tokenizer on
+    text_chars: int       # of standard-library source, for the shards
+    tokenizer_chars: int  # of that text, to train the tokenizer on
     vocab_size: int
     model: dict           # TrainConfig keys of the small model
     steps: int
@@ -64,12 +64,12 @@ class Size:
     speed_steps: tuple[int, int]  # warm-up (compilation), timed
 
 
-GPU = Size(text_bytes=4_000_000, tokenizer_bytes=400_000, vocab_size=1024,
+GPU = Size(text_chars=4_000_000, tokenizer_chars=400_000, vocab_size=1024,
            model=dict(n_layer=4, n_head=4, n_embd=256, block_size=256, batch_size=32, lr=2e-3, warmup_steps=30,
                       eval_interval=100, eval_batches=20, log_interval=10, compile=True, dtype="auto"),
            steps=300, stop_at=150, resume_tol=0.02, speed_model=None, speed_batch=None, speed_steps=(3, 10))
 # CPU: float32 and the same threads in every process, so a resumed run equals the straight one
-CPU = Size(text_bytes=150_000, tokenizer_bytes=20_000, vocab_size=300,
+CPU = Size(text_chars=150_000, tokenizer_chars=20_000, vocab_size=300,
            model=dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, lr=3e-3, warmup_steps=5,
                       eval_interval=20, eval_batches=8, log_interval=5, compile=False, dtype="float32", threads=1),
            steps=40, stop_at=20, resume_tol=1e-4,
@@ -130,12 +130,12 @@ def stdlib_text_files(out: Path, limit: int) -> list[Path]:
 
 
 def make_data(size: Size, work: Path) -> tuple[Path, Path]:
-    files = stdlib_text_files(work / "text", size.text_bytes)
+    files = stdlib_text_files(work / "text", size.text_chars)
     sample, n = [], 0
     for f in files:
-        if n >= size.tokenizer_bytes:
+        if n >= size.tokenizer_chars:
             break
-        sample.append(f.read_text(encoding="utf-8")[:size.tokenizer_bytes - n])
+        sample.append(f.read_text(encoding="utf-8")[:size.tokenizer_chars - n])
         n += len(sample[-1])
     tok = RegexTokenizer()
     tok.train(sample, size.vocab_size, special_tokens=[EOT])
@@ -357,7 +357,7 @@ def main(argv=None) -> int:
             checks.add("data", "failed", f"{type(e).__name__}: {e}")
         else:
             checks.add("data", "passed", f"tokenizer (vocab {size.vocab_size}) and shards from "
-                       f"{size.text_bytes:,} chars of the standard library's source")
+                       f"{size.text_chars:,} chars of the standard library's source")
             straight = run_config(size, device, tok, shards, work / "straight")
             trained = checks.run("train", check_train, straight)
             if trained:
