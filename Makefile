@@ -10,12 +10,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean-demo help
+.PHONY: demo test bench gpu-check clean-demo help
 
 help:
 	@echo "make demo   - set up .venv and run the whole pipeline on the default corpus (CPU, minutes)"
 	@echo "make test   - set up .venv and run the test suite"
 	@echo "make bench  - run the benchmarks in bench/ (prints ratios against peers)"
+	@echo "make gpu-check - check the CUDA paths end to end (< 8 min on one GPU; a toy dry run on CPU)"
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +29,9 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	bash scripts/demo.sh
+
+gpu-check: $(STAMP)
+	$(PY) scripts/gpu_check.py
 
 bench: $(STAMP)
 	$(PY) bench/train_bpe.py

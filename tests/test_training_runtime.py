@@ -24,16 +24,26 @@ def test_auto_dtype_is_bf16_only_where_the_gpu_has_it(monkeypatch, capability, e
     assert autocast_dtype("auto", "cpu") is None
 
 
-def test_cuda_n_without_torchrun_becomes_the_current_device(monkeypatch):
+@pytest.mark.parametrize("device, current", [("cuda:1", [1]), ("cuda", []), ("auto", [])])
+def test_cuda_n_without_torchrun_becomes_the_current_device(monkeypatch, device, current):
+    """torch's own set_device runs, only its CUDA call is replaced: it refuses a bare "cuda" (no index),
+    which is what device=auto gives on every one-GPU machine."""
     chosen = []
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
-    assert setup_distributed(training.TrainConfig(device="cuda:1")) == (0, 1, "cuda:1")
-    assert chosen == ["cuda:1"]
+    monkeypatch.setattr(torch._C, "_cuda_setDevice", chosen.append, raising=False)
+    expect = "cuda" if device == "auto" else device
+    assert setup_distributed(training.TrainConfig(device=device)) == (0, 1, expect)
+    assert chosen == current
     with pytest.raises(training.ConfigError, match="cuda:0..cuda:1"):
         training.pick_device("cuda:2")
+
+
+@pytest.mark.parametrize("name, peak", [("NVIDIA A100-PCIE-40GB", 312e12), ("NVIDIA A100 80GB PCIe", 312e12),
+                                        ("NVIDIA H100 NVL", 835e12), ("NVIDIA GeForce RTX 4090", None)])
+def test_peak_flops_names_match_whole_in_any_case(name, peak):
+    assert training.device_peak_flops(name) == peak  # the A100 PCIe's own name writes PCIE
 
 
 def test_each_compiled_run_starts_with_a_fresh_dynamo_cache(data, tmp_path, monkeypatch):  # noqa: F811
@@ -52,3 +62,10 @@ def test_train_leaves_the_tf32_flags_as_it_found_them(data, tmp_path):  # noqa: 
     assert before[0] != before[1]  # torch's defaults differ (False, True): a mix-up would show
     training.train(cfg_for(data, tmp_path, max_steps=1, eval_interval=1))
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+
+
+def test_run_ends_with_its_mean_rate_and_no_mfu_on_cpu(data, tmp_path, capsys):  # noqa: F811
+    result = training.train(cfg_for(data, tmp_path, max_steps=4, eval_interval=4))
+    assert result["mfu"] is None  # MFU is against a GPU's bf16 peak; a CPU has none in the table
+    last = [line for line in capsys.readouterr().out.splitlines() if line.startswith("run: ")]
+    assert last == [f"run: {result['tokens_per_s']:,.0f} tok/s (mean of the timed steps)"]

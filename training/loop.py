@@ -282,6 +282,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: str) -> dict:
             print("---\n" + sample_text(raw_model, tok, manifest.get("eot_id"), cfg.sample_tokens, cfg,
                                        cfg.seed + step, device) + "\n---", flush=True)
 
+    peak_flops = device_peak_flops() if device_type == "cuda" else None  # MFU is a GPU figure
     if master:
         print(f"model: {raw_model.num_params():,} non-embedding params, vocab {vocab_size} "
               f"(padded {mcfg.padded_vocab_size}) | {device}{' bf16' if amp_dtype else ''}"
@@ -339,7 +340,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: str) -> dict:
             if step > 1 or end == 1:  # the first step pays for compilation and allocator warm-up
                 timed_tokens, timed_s = timed_tokens + total * window_steps, timed_s + dt * window_steps
             if step % cfg.log_interval == 0 or step == end:
-                mfu = raw_model.estimate_mfu(total // world, dt, device_peak_flops()) if device_type == "cuda" else None
+                mfu = raw_model.estimate_mfu(total // world, dt, peak_flops)
                 line = (f"step {step:>6}/{cfg.max_steps} | loss {loss_val:.4f} | lr {lr:.2e} | "
                         f"{total / dt:,.0f} tok/s | {dt * 1000:.1f} ms" + (f" | mfu {mfu:.1%}" if mfu else ""))
                 log({"step": step, "loss": loss_val, "lr": lr, "tokens_per_s": total / dt, "ms": dt * 1000,
@@ -361,9 +362,15 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: str) -> dict:
     if master and tok is not None and cfg.end_sample_tokens and not interrupted:
         print("--- sample ---\n" + sample_text(raw_model, tok, manifest.get("eot_id"), cfg.end_sample_tokens,
                                                cfg, cfg.seed, device) + "\n--------------", flush=True)
+    # Over the steps after the first (see the loop): compare these with a config's estimate.
+    tokens_per_s = timed_tokens / timed_s if timed_s else float("nan")
+    mfu = raw_model.estimate_mfu(timed_tokens // world, timed_s, peak_flops)
+    if master and timed_s:
+        print(f"run: {tokens_per_s:,.0f} tok/s" + (f" | mfu {mfu:.1%} of {peak_flops / 1e12:.0f} TFLOP/s bf16 peak"
+                                                    if mfu else "") + " (mean of the timed steps)", flush=True)
     _finish(log_file, wandb_run)
     return {**last_eval, "out_dir": str(out_dir), "ckpt": str(ckpt_path), "steps": step, "tokens": tokens,
-            "tokens_per_s": timed_tokens / timed_s if timed_s else float("nan"), "interrupted": interrupted}
+            "tokens_per_s": tokens_per_s, "mfu": mfu, "interrupted": interrupted}
 
 
 def _finish(log_file, wandb_run):

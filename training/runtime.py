@@ -74,7 +74,7 @@ def setup_distributed(cfg) -> tuple[int, int, str]:
     """
     device = pick_device(cfg.device)
     if "RANK" not in os.environ:
-        if device.startswith("cuda"):
+        if device.startswith("cuda:"):  # plain "cuda" is the current device already (set_device refuses it)
             torch.cuda.set_device(device)
         return 0, 1, device
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
@@ -129,4 +129,5 @@ def device_peak_flops(name: str | None = None) -> float | None:
         if not torch.cuda.is_available():
             return None
         name = torch.cuda.get_device_name()
-    return BF16_PEAK_FLOPS.get(device_model(name))
+    model = device_model(name).casefold()  # "A100-PCIE-40GB" spells PCIe in capitals
+    return next((peak for key, peak in BF16_PEAK_FLOPS.items() if key.casefold() == model), None)
