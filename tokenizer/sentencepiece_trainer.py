@@ -18,8 +18,9 @@ import re
 import struct
 from collections import Counter
 
-import numpy as np
 from tqdm import tqdm
+
+from .trainer import initial_pairs, merge_pair
 
 SPACE = "\u2581"  # ▁, what a space becomes inside a piece
 
@@ -96,7 +97,8 @@ def bpe_merges(word_counts, n_merges, valid, verbose=False, progress=False):
     As in spm_train, a pair spelling a piece that already exists (("aa", "a") after
     ("a", "aa")) is dropped, never merged.
 
-    Speed, as in trainer.py: every symbol (character or merged piece) gets an id, and a word
+    Speed: the pair counting and the merge step are trainer.py's own (initial_pairs,
+    merge_pair). Every symbol (character or merged piece) gets an id, and a word
     is a str whose characters are those ids, so finding a pair is str.find and merging it
     everywhere in a word is str.replace (left to right, non-overlapping: the merge rule).
     Pair counts are updated per merge from the neighbours of each occurrence only, and the
@@ -140,8 +142,9 @@ def bpe_merges(word_counts, n_merges, valid, verbose=False, progress=False):
                 print(f"merge {len(merged)}/{n_merges}: {piece!r} x{n}")
             X = chr(len(pieces))
             pieces.append(piece)
-            for new_pair, (n_new, *in_words) in _merge_pair(pair, X, words, freqs,
-                                                             where.pop(pair), counts):
+            before, after = merge_pair(pair, X, words, freqs, where.pop(pair), counts)
+            created = [(p + X, e) for p, e in before.items()] + [(X + q, e) for q, e in after.items()]
+            for new_pair, (n_new, *in_words) in created:
                 counts[new_pair] = n_new  # kept at 0 too: see the end
                 if n_new > 0:
                     where[new_pair] = in_words
@@ -160,70 +163,6 @@ def bpe_merges(word_counts, n_merges, valid, verbose=False, progress=False):
         spent = sorted((p for p in spent if p not in have and valid(p)), key=lambda p: (len(p), p))
         merged += spent[:n_merges - len(merged)]
     return merged
-
-
-def initial_pairs(words, freqs):
-    """Count every adjacent pair of every word once, in numpy (a Python loop over ~3M pairs
-    takes seconds): ({pair: count}, {pair: [word index, ...]}), a pair being 2 id-characters."""
-    if not words:
-        return {}, {}
-    lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-    flat = np.frombuffer("".join(words).encode("utf-32-le", "surrogatepass"),
-                         dtype=np.uint32).astype(np.int64)
-    word = np.repeat(np.arange(len(words)), lens)
-    inside = word[:-1] == word[1:]  # no pair straddles two words
-    keys = (flat[:-1] << 21 | flat[1:])[inside]  # ids are code points: 21 bits each
-    word = word[:-1][inside]
-    if len(keys) == 0:
-        return {}, {}
-    order = np.argsort(keys, kind="stable")
-    keys, word = keys[order], word[order]
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    totals = np.add.reduceat(np.asarray(freqs, dtype=np.int64)[word], starts).tolist()
-    pairs = [chr(k >> 21) + chr(k & 0x1FFFFF) for k in keys[starts].tolist()]
-    word = word.tolist()
-    bounds = [*starts.tolist(), len(word)]
-    where = {p: word[i:j] for p, i, j in zip(pairs, bounds, bounds[1:])}
-    return dict(zip(pairs, totals)), where
-
-
-def _merge_pair(ab, X, words, freqs, in_words, counts):
-    """Replace the pair ab by the symbol X in the words listed; return the new pairs as
-    [(pair, [count, word, word, ...])] (a word may repeat: the later visit finds nothing).
-
-    Around each occurrence, (p, a) and (b, q) vanish and (p, X) and (X, q) appear, so the
-    counts of the vanishing pairs drop by what the new ones gather, once per neighbour after
-    the scan. In a run like "abab" the second occurrence's left neighbour is the first one's
-    X: the (X, a) counted at the first occurrence is really (X, X).
-    """
-    a, b = ab
-    before, after = {}, {}
-    for wi in in_words:
-        s = words[wi]
-        i = s.find(ab)
-        if i < 0:  # merged away here by an earlier merge
-            continue
-        f, size, end = freqs[wi], len(s), -1
-        while i >= 0:
-            if i:
-                e = before.setdefault(X if i == end else s[i - 1], [0])
-                e[0] += f
-                e.append(wi)
-            end = i + 2
-            if end < size:
-                e = after.setdefault(s[end], [0])
-                e[0] += f
-                e.append(wi)
-            i = s.find(ab, end)
-        words[wi] = s.replace(ab, X)
-    for q, e in after.items():
-        counts[b + q] -= e[0]
-    for p, e in before.items():
-        if p != X:
-            counts[p + a] -= e[0]
-    if X in before:
-        after[a][0] -= before[X][0]
-    return [(p + X, e) for p, e in before.items()] + [(X + q, e) for q, e in after.items()]
 
 
 def piece_validator(*, split_by_whitespace, max_piece_length, allow_whitespace_only_pieces):

@@ -331,7 +331,7 @@ def train_bpe(chunk_counts, num_merges, *, base_vocab=None, base_merges=None, ne
             raise ValueError("token ids above 1,114,111 are not supported by this trainer")
         words = ["".join(map(chr, w)) for w in ids]
     rkey = {chr(i): _reverse_key(bs) for i, bs in vocab.items()}
-    pair_count, where = _initial_pairs(words, counts)
+    pair_count, where = initial_pairs(words, counts)
     # A heap entry is (-count, reverse key of left, reverse key of right, pair): highest count
     # first, then greatest bytes; the ids only matter between tokens with equal bytes (an
     # extended vocabulary can have them): then the smaller ids win. Tuples of shared objects
@@ -364,7 +364,7 @@ def train_bpe(chunk_counts, num_merges, *, base_vocab=None, base_merges=None, ne
                       f"had {n} occurrences")
             if bar is not None:
                 bar.update(1)
-            before, after = _merge_pair(ab, X, words, counts, where.pop(ab), pair_count)
+            before, after = merge_pair(ab, X, words, counts, where.pop(ab), pair_count)
             del pair_count[ab]
             for p, e in before.items():
                 if e[0] > 0:
@@ -384,8 +384,9 @@ def train_bpe(chunk_counts, num_merges, *, base_vocab=None, base_merges=None, ne
     return merges
 
 
-def _merge_pair(ab, X, words, counts, chunks, pair_count):
-    """Replace the pair ab by token X in `chunks`; return the pairs this creates.
+def merge_pair(ab, X, words, counts, chunks, pair_count):
+    """Replace the pair ab by token X in `chunks`; return the pairs this creates. (The
+    SentencePiece trainer merges code-point words with it too: the same step on other symbols.)
 
     Every pair created contains X, so it is new: (p, X) is gathered in `before` keyed by p, and
     (X, q) in `after` keyed by q, each as [count, chunk, chunk, ...] (a chunk may repeat: a
@@ -438,7 +439,7 @@ def _merge_pair(ab, X, words, counts, chunks, pair_count):
     return before, after
 
 
-def _initial_pairs(words, counts):
+def initial_pairs(words, counts):
     """Count all adjacent pairs once, in numpy: returns ({pair: count}, {pair: [word index]})."""
     if not words:
         return {}, {}
