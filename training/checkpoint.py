@@ -1,7 +1,6 @@
 """Checkpoints: written atomically, read with weights_only=True, and the model and tokenizer they name."""
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -9,14 +8,7 @@ import torch
 
 from model.gpt import GPT, GPTConfig
 from tokenizer import PRETRAINED, load_any
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+from tokenizer.downloads import sha256_file  # noqa: F401  (re-exported: training.sha256_file)
 
 
 class CheckpointError(ValueError):
