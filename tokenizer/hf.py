@@ -34,13 +34,14 @@ from .atomic import write_text_atomic
 _INTERVAL = re.compile(r"\{\d+(,\d*)?\}")
 
 
-def to_onig(pattern):
-    """Rewrite a `regex`-module pattern so Oniguruma (Ruby syntax) matches the same chunks.
+def _atoms(pattern):
+    """Cut a split pattern into atoms: an escape (`\\s`, `\\p{L}`), a whole `[...]` class, one
+    character, or ("interval+", "{1,3}", offset) for a possessive interval such as `{1,3}+`.
 
     A small scanner, not a regex parser: it knows escapes, character classes and intervals,
-    which is all the split patterns use; anything it cannot rewrite faithfully raises.
+    which is all the split patterns use; the callers refuse what they cannot rewrite faithfully.
     """
-    atoms, i, cls = [], 0, None  # atoms: one string per escape, class or character
+    atoms, i, cls = [], 0, None
     while i < len(pattern):
         c = pattern[i]
         if c == "\\":
@@ -59,65 +60,58 @@ def to_onig(pattern):
         m = _INTERVAL.match(pattern, i - 1) if piece == "{" else None
         if piece == "[":
             cls = "["
-        elif piece == "$":
-            atoms.append("\\Z")
-        elif piece == "^":
-            atoms.append("\\A")
         elif m and pattern[m.end():m.end() + 1] == "+":
-            if not atoms or atoms[-1] in (")", "|", "("):
-                raise ValueError(f"split pattern {pattern!r}: cannot rewrite the possessive interval "
-                                 f"at offset {i - 1} for Oniguruma (only after a single character, "
-                                 "escape or class)")
-            atoms[-1] = f"(?>{atoms[-1]}{m.group(0)})"
+            atoms.append(("interval+", m.group(0), i - 1))
             i = m.end() + 1
         else:
             atoms.append(piece)
     if cls is not None:
         raise ValueError(f"split pattern {pattern!r}: unterminated character class")
-    return "".join(atoms)
+    return atoms
+
+
+def to_onig(pattern):
+    """Rewrite a `regex`-module pattern so Oniguruma (Ruby syntax) matches the same chunks."""
+    out = []
+    for atom in _atoms(pattern):
+        if isinstance(atom, tuple):  # x{m,n}+ (possessive) -> an atomic group (?>x{m,n})
+            _, interval, at = atom
+            if not out or out[-1] in (")", "|", "("):
+                raise ValueError(f"split pattern {pattern!r}: cannot rewrite the possessive interval "
+                                 f"at offset {at} for Oniguruma (only after a single character, "
+                                 "escape or class)")
+            out[-1] = f"(?>{out[-1]}{interval})"
+        elif atom == "$":
+            out.append("\\Z")
+        elif atom == "^":
+            out.append("\\A")
+        else:
+            out.append(atom)
+    return "".join(out)
 
 
 def from_onig(pattern):
     """The `regex`-module pattern that matches what Oniguruma (Ruby syntax) matches for `pattern`:
     the inverse of to_onig, for split patterns read from a tokenizer.json."""
-    atoms, i, cls = [], 0, None
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\":
-            j = i + 2
-            if pattern[i + 1:i + 3] in ("p{", "P{"):
-                j = pattern.index("}", i) + 1
-            piece, i = pattern[i:j], j
-        else:
-            piece, i = c, i + 1
-        if cls is not None:
-            cls += piece
-            if piece == "]" and cls not in ("[]", "[^]"):
-                atoms.append(cls)
-                cls = None
-            continue
-        m = _INTERVAL.match(pattern, i - 1) if piece == "{" else None
-        if piece == "[":
-            cls = "["
-        elif piece in ("\\h", "\\H", "\\R", "\\K", "\\G"):
-            raise ValueError(f"split pattern {pattern!r}: Oniguruma's {piece} has no translation here")
-        elif piece in ("$", "^"):
-            atoms.append(f"(?m:{piece})")  # Ruby anchors are always line anchors
-        elif piece == "\\Z":
-            atoms.append("$")  # end of text or before a final newline, in both
-        elif piece == "\\z":
-            atoms.append("\\Z")
-        elif m and pattern[m.end():m.end() + 1] == "+":
-            if not atoms or atoms[-1] in (")", "|", "("):
+    out = []
+    for atom in _atoms(pattern):
+        if isinstance(atom, tuple):  # Ruby's x{m,n}+ repeats the interval: (?:x{m,n})+
+            _, interval, at = atom
+            if not out or out[-1] in (")", "|", "("):
                 raise ValueError(f"split pattern {pattern!r}: cannot translate the repeated interval "
-                                 f"at offset {i - 1} (only after a single character, escape or class)")
-            atoms[-1] = f"(?:{atoms[-1]}{m.group(0)})+"
-            i = m.end() + 1
+                                 f"at offset {at} (only after a single character, escape or class)")
+            out[-1] = f"(?:{out[-1]}{interval})+"
+        elif atom in ("\\h", "\\H", "\\R", "\\K", "\\G"):
+            raise ValueError(f"split pattern {pattern!r}: Oniguruma's {atom} has no translation here")
+        elif atom in ("$", "^"):
+            out.append(f"(?m:{atom})")  # Ruby anchors are always line anchors
+        elif atom == "\\Z":
+            out.append("$")  # end of text or before a final newline, in both
+        elif atom == "\\z":
+            out.append("\\Z")
         else:
-            atoms.append(piece)
-    if cls is not None:
-        raise ValueError(f"split pattern {pattern!r}: unterminated character class")
-    return "".join(atoms)
+            out.append(atom)
+    return "".join(out)
 
 
 def bytes_to_unicode():
