@@ -4,9 +4,11 @@ Tests of the tokenizer train on `corpus_text`, which every machine has: the sour
 own argparse module (English docstrings and code) plus the built-in multilingual samples.
 """
 import argparse
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tiktoken
 
@@ -14,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT))
 
-from tokenizer import GPT4Tokenizer  # noqa: E402
+import training  # noqa: E402
+from data.prepare import prepare  # noqa: E402
+from tokenizer import GPT4Tokenizer, RegexTokenizer  # noqa: E402
 from tokenizer.sample_texts import SAMPLE_TEXTS  # noqa: E402
 
 
@@ -72,3 +76,40 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# ---- a tiny GPT run: shards written by data.prepare, configs for training.train ---------------
+
+WORDS = ("the king and queen of a fair city walk by the river at night while the watch sleeps "
+         "and wind comes over hills to the old house where we wait for news").split()
+
+
+def make_docs(n, seed):
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=int(rng.integers(20, 60)))).capitalize() + "." for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A tokenizer trained here and shards written by data.prepare itself: one document per line."""
+    root = tmp_path_factory.mktemp("gptdata")
+    tok = RegexTokenizer()
+    tok.train(" ".join(make_docs(60, 2)), 300)
+    tok.register_special_tokens({"<|endoftext|>": 300})
+    tok.save(str(root / "tok"))
+    (root / "docs.txt").write_text("\n".join(make_docs(132, 0)) + "\n")
+    prepare(root / "tok.model", [root / "docs.txt"], root / "shards", val_fraction=0.1, txt_mode="lines",
+            workers=0)
+    return root
+
+
+def cfg_for(data, out, **kw):
+    base = dict(data_dir=str(data / "shards"), tokenizer=str(data / "tok.model"), out_dir=str(out),
+                n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, max_steps=6, warmup_steps=2,
+                lr=3e-3, eval_interval=3, eval_batches=0, end_sample_tokens=0, seed=7, threads=1)
+    base.update(kw)
+    return training.load_config(None, base)
+
+
+def read_log(out):
+    return [json.loads(line) for line in (Path(out) / "log.jsonl").read_text().splitlines()]

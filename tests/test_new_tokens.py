@@ -6,7 +6,6 @@ import random
 import matplotlib.image
 import pytest
 import torch
-import torch.nn.functional as F
 
 import training
 from model.gpt import GPT, GPTConfig

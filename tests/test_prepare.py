@@ -9,7 +9,7 @@ import pytest
 import data.prepare
 from data.loader import ShardLoader
 from data.prepare import EOT, main, prepare
-from data.shards import ShardError, load_token_bytes, read_manifest, read_shard
+from data.shards import load_token_bytes, read_manifest, read_shard
 from data.sources import doc_hash, is_val
 from tokenizer import RegexTokenizer, load
 

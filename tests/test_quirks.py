@@ -6,7 +6,6 @@ from collections import Counter
 import numpy as np
 import pytest
 import regex
-import torch
 
 from studies.quirks import (DIGIT_RULES, code_split, digit_pattern, embedding_norm_stats, main, number_stats,
                             quirk_a, quirk_d, tokens_per_char, whitespace_stats)

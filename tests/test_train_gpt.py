@@ -21,48 +21,14 @@ import torch
 import sample
 import train_gpt
 import training
+from conftest import cfg_for, make_docs, read_log  # the `data` fixture lives there too
 from data.loader import ShardLoader
-from data.prepare import prepare
 from model.gpt import GPT, GPTConfig
 from tokenizer import RegexTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
-WORDS = ("the king and queen of a fair city walk by the river at night while the watch sleeps "
-         "and wind comes over hills to the old house where we wait for news").split()
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-
-def make_docs(n, seed):
-    rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(WORDS, size=int(rng.integers(20, 60)))).capitalize() + "." for _ in range(n)]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """A tokenizer trained here and shards written by data.prepare itself: one document per line."""
-    root = tmp_path_factory.mktemp("gptdata")
-    tok = RegexTokenizer()
-    tok.train(" ".join(make_docs(60, 2)), 300)
-    tok.register_special_tokens({"<|endoftext|>": 300})
-    tok.save(str(root / "tok"))
-    (root / "docs.txt").write_text("\n".join(make_docs(132, 0)) + "\n")
-    prepare(root / "tok.model", [root / "docs.txt"], root / "shards", val_fraction=0.1, txt_mode="lines",
-            workers=0)
-    return root
-
-
-def cfg_for(data, out, **kw):
-    base = dict(data_dir=str(data / "shards"), tokenizer=str(data / "tok.model"), out_dir=str(out),
-                n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, max_steps=6, warmup_steps=2,
-                lr=3e-3, eval_interval=3, eval_batches=0, end_sample_tokens=0, seed=7, threads=1)
-    base.update(kw)
-    return training.load_config(None, base)
-
-
-def read_log(out):
-    return [json.loads(line) for line in (Path(out) / "log.jsonl").read_text().splitlines()]
 
 
 def train_losses(out):

@@ -16,8 +16,7 @@ import sample
 import train_gpt
 import training
 from data.prepare import prepare
-from test_train_gpt import cfg_for, make_docs, read_log  # noqa: F401  (data: the shared fixture)
-from test_train_gpt import data  # noqa: F401
+from conftest import cfg_for, make_docs, read_log  # the `data` fixture lives there too
 from tokenizer import RegexTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 import training
-from test_train_gpt import cfg_for  # noqa: F401
-from test_train_gpt import data  # noqa: F401
+from conftest import cfg_for  # the `data` fixture lives there too
 from training.runtime import autocast_dtype, setup_distributed
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
