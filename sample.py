@@ -14,6 +14,7 @@ import sys
 import torch
 
 from data.prepare import tokenizer_sha256
+from tokenizer.cli import ArgumentParser
 from training import (ConfigError, is_tokenizer_spec, load_model, load_run_tokenizer, pick_device,
                       pick_threads)
 
@@ -41,7 +42,7 @@ def temperature(text: str) -> float:
 
 def main(argv=None) -> int:
     """Exit status: 0 done, 2 bad usage, 1 the checkpoint or tokenizer could not be used."""
-    p = argparse.ArgumentParser(description="Sample text from a train_gpt.py checkpoint.")
+    p = ArgumentParser(description="Sample text from a train_gpt.py checkpoint.")
     p.add_argument("--ckpt", required=True, help="run directory (out/NAME) or its ckpt.pt")
     p.add_argument("--prompt", default="", help="text to continue (encoded as ordinary text)")
     p.add_argument("--num-samples", type=positive, default=3)

@@ -27,6 +27,7 @@ import regex
 from data.sources import RECIPES, TXT_MODES, SourceError, hash_bytes, iter_documents
 from tokenizer import EOT, SPLIT_PATTERNS, BasicTokenizer, RegexTokenizer, SentencePieceTokenizer
 from tokenizer.atomic import write_text_atomic
+from tokenizer.cli import ArgumentParser
 from tokenizer.sentencepiece import NORMAL
 from tokenizer.trainer import check_coverage, count_chunks
 
@@ -68,19 +69,8 @@ class Corpus:
             yield doc
 
 
-def hyphenate(argv):
-    """--vocab_size -> --vocab-size (and --vocab_size=8 -> --vocab-size=8): both spellings work."""
-    out = []
-    for arg in argv:
-        if arg.startswith("--") and len(arg) > 2:
-            name, eq, value = arg.partition("=")
-            arg = name.replace("_", "-") + eq + value
-        out.append(arg)
-    return out
-
-
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
+    p = ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add = p.add_argument
     add("--source", "--input", dest="source", nargs="+", required=True,
@@ -137,7 +127,7 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(hyphenate(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(argv)
     try:
         return run(args)
     except (InputError, SourceError) as e:

@@ -65,6 +65,7 @@ from data.shards import (MANIFEST, ShardError, dtype_for_vocab, read_manifest, s
 from data.sources import (RECIPES, TXT_MODES, SourceError, describe_skipped, expand_paths,
                           hash_bytes, is_recipe, iter_documents)
 from tokenizer import EOT, PRETRAINED, SentencePieceTokenizer, TokenizerLoadError, load_any
+from tokenizer.cli import ArgumentParser
 from tokenizer.downloads import sha256_file
 
 BATCH_CHARS = 1 << 19  # text per task sent to a worker: large enough to amortise the pickling
@@ -566,20 +567,13 @@ Exit status: 0 done, 2 bad arguments, 1 failure while reading or writing.
 """
 
 
-def _add(p, *flags, **kw):
-    """add_argument, also accepting each long option spelled with underscores."""
-    spelled = list(flags)
-    for f in flags:
-        if f.startswith("--") and "-" in f[2:]:
-            spelled.append("--" + f[2:].replace("-", "_"))
-    p.add_argument(*spelled, **kw)
-
-
 def _txt_mode(value):
     return {"line": "lines"}.get(value, value)  # train_tokenizer.py's --doc-per spelling
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(ArgumentParser):
+    """Long options in either spelling (--val-fraction, --val_fraction); errors in one line."""
+
     def error(self, message):
         # one line, like every other failure of this command (argparse prints the usage block)
         _fail(2, f"{message} (see python -m data.prepare --help)")
@@ -591,41 +585,41 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Encode a corpus into llm.c-format train/val token shards plus meta.json "
                     "(token counts, UTF-8 byte counts and a token_bytes table for bits per byte).")
-    _add(p, "--tokenizer", required=True, metavar="PATH|NAME",
+    p.add_argument("--tokenizer", required=True, metavar="PATH|NAME",
          help="a .model file from train_tokenizer.py (e.g. tokenizers/shakespeare4k.model), or a "
               f"pretrained name: {', '.join(PRETRAINED)}")
-    _add(p, "--source", "--input", nargs="+", default=["shakespeare"], metavar="SOURCE",
+    p.add_argument("--source", "--input", nargs="+", default=["shakespeare"], metavar="SOURCE",
          help="what to encode, read in the order given: recipe names (" + ", ".join(RECIPES)
               + "), files (.txt or any text, .jsonl, .parquet), directories (their text, .jsonl "
               "and .parquet files; binary, compressed and hidden files are skipped and counted) "
               "or globs, e.g. --source shakespeare notes/ 'data/*.jsonl' (default: shakespeare)")
-    _add(p, "--out", metavar="DIR",
+    p.add_argument("--out", metavar="DIR",
          help="output directory, e.g. data/shards/shakespeare4k (default: data/shards/<tokenizer "
               "name>); a previous data.prepare output there is replaced, anything else is refused")
-    _add(p, "--overwrite", action="store_true",
+    p.add_argument("--overwrite", action="store_true",
          help="write into a non-empty directory that is not a data.prepare output, e.g. a "
               "project folder; its files are kept (never deleted or replaced), the shards are "
               "added beside them")
-    _add(p, "--val-fraction", type=float, default=0.005, metavar="F",
+    p.add_argument("--val-fraction", type=float, default=0.005, metavar="F",
          help="share of documents held out for validation, chosen by a hash of each document, "
               "in (0, 1), e.g. 0.05 (default: 0.005; at least one document always)")
-    _add(p, "--shard-tokens", type=int, default=100_000_000, metavar="N",
+    p.add_argument("--shard-tokens", type=int, default=100_000_000, metavar="N",
          help="tokens per shard file, e.g. 10000000 (default: 100M, 200 MB as uint16)")
-    _add(p, "--workers", type=int, default=min(8, os.cpu_count() or 1), metavar="N",
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), metavar="N",
          help="encoding processes, e.g. 4 (default: CPU count, at most 8; 0 = encode in this "
               "process); the output is the same for any value")
-    _add(p, "--txt-mode", "--doc-per", type=_txt_mode, choices=TXT_MODES, default="file",
+    p.add_argument("--txt-mode", "--doc-per", type=_txt_mode, choices=TXT_MODES, default="file",
          metavar="MODE",
          help="how a text file splits into documents: the whole file is one (file), each "
               "non-blank line is one (lines), or split on --separator (separator); e.g. "
               "--txt-mode lines for one sentence per line (default: file; --doc-per line, "
               "train_tokenizer.py's spelling, is accepted too)")
-    _add(p, "--separator", default=EOT, metavar="TEXT",
+    p.add_argument("--separator", default=EOT, metavar="TEXT",
          help=f"document separator for --txt-mode separator, e.g. '=====' (default: {EOT})")
-    _add(p, "--text-field", default="text", metavar="NAME",
+    p.add_argument("--text-field", default="text", metavar="NAME",
          help="field of .jsonl objects / column of .parquet files holding the text, e.g. "
               "content (default: text)")
-    _add(p, "--max-documents", type=int, metavar="N",
+    p.add_argument("--max-documents", type=int, metavar="N",
          help="stop after this many documents, e.g. 1000 for a quick try (default: all)")
     return p
 

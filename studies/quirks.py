@@ -28,6 +28,7 @@ from data.sources import doc_hash, iter_documents
 from studies.common import StudyError, atomic_write_text, markdown_table, text_table, utf8_bytes
 from studies.vocab_sweep import load_sweep_config, run_sweep
 from tokenizer import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, GPT4Tokenizer, RegexTokenizer
+from tokenizer.cli import ArgumentParser
 from training import load_checkpoint
 
 # The same message in several languages (written for this study; plain everyday sentences).
@@ -228,7 +229,7 @@ def quirk_d(sweep_dir, out, log=print):
 # ---------------------------------------------------------------------------------- command line
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m studies.quirks", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="python -m studies.quirks", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 2)[2])
     p.add_argument("--which", default="a,b,c,d", help="quirks to run, comma-separated (default a,b,c,d)")

@@ -44,6 +44,7 @@ from studies.common import (StudyError, atomic_write_text, docs_digest, line_plo
                             markdown_table, prepare_cached, scoring_windows, split_documents,
                             study_main, text_table, utf8_bytes, write_jsonl)
 from tokenizer import SPLIT_PATTERNS, RegexTokenizer, load
+from tokenizer.cli import ArgumentParser
 from training import (MODEL_KEYS, ConfigError, coerce, device_peak_flops, field_types, load_config,
                       load_model, parse_overrides, pick_device, read_toml, train)
 
@@ -537,8 +538,8 @@ def _bpb(r):
 # ---------------------------------------------------------------------------------- command line
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        prog="python -m studies.vocab_sweep", allow_abbrev=False,
+    p = ArgumentParser(
+        prog="python -m studies.vocab_sweep", allow_abbrev=False, sep="_",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=__doc__.split("\n\n", 2)[2],
         epilog="Any train_gpt.py key not set by the sweep (n_layer, n_head, n_embd, batch_size, lr, "

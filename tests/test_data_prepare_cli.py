@@ -244,7 +244,7 @@ def test_aliases_give_the_same_output(tmp_path, tok_path, corpus):
 
 
 @pytest.mark.parametrize("args,phrase", [
-    (["--val-fraction", "abc"], "argument --val-fraction/--val_fraction: invalid float value"),
+    (["--val-fraction", "abc"], "argument --val-fraction: invalid float value"),
     (["--txt-mode", "pages"], "invalid choice: 'pages'"),
     (["--source"], "expected at least one argument"),
 ])

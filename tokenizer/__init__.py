@@ -18,6 +18,7 @@ Read in this order; each file imports only files before it:
   pretrained.py   GPT-4, GPT-2 and tekken on any machine; load_any(spec) for any path or name
   sample_texts.py short texts of many kinds (prose, code, numbers, scripts, emoji)
   minbpe.py       minbpe's names, so code written for minbpe runs on vocablab
+  cli.py          every command's options: --vocab-size and --vocab_size both work
   viz.py, report.py, playground.py   tools to look at tokens
 """
 from .base import Tokenizer

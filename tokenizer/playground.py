@@ -9,7 +9,6 @@ The server is the standard library's http.server: one HTML file (no build step, 
 one JSON endpoint, POST /encode. It listens on 127.0.0.1 only unless told otherwise, because it
 is a learning tool with no authentication, not a service.
 """
-import argparse
 import ipaddress
 import json
 import sys
@@ -18,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from .bpe import fix_surrogates
+from .cli import ArgumentParser
 from .report import load_tokenizers
 
 PAGE = Path(__file__).with_name("playground.html")
@@ -158,7 +158,7 @@ def default_tokenizers(specs):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m tokenizer.playground",
         description="Serve a local page that shows how text splits into tokens, as you type, "
                     "for several tokenizers side by side. Open the printed address in a browser.")

@@ -9,12 +9,12 @@ sequences for the same text, so a model sees more text per context window and pe
 number only means something per kind of text, because a tokenizer trained on English prose can
 be excellent on prose and poor on code, digits or other scripts; the table makes that visible.
 """
-import argparse
 import sys
 from pathlib import Path
 
 from .atomic import write_text_atomic
 from .bpe import render_token
+from .cli import ArgumentParser
 from .pretrained import PRETRAINED, TokenizerLoadError, load_any
 from .sample_texts import SAMPLE_TEXTS
 
@@ -129,7 +129,7 @@ def format_markdown(table, names):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m tokenizer.report",
         description="Bytes per token of each tokenizer on built-in texts of different kinds "
                     "(English, code, numbers, other languages, emoji, whitespace) and on your own "

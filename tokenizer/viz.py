@@ -10,12 +10,12 @@ visible (· for space, → for tab, ↵ for newline) because where spaces attach
 A token that ends in the middle of a UTF-8 character shows U+FFFD (�): the character's bytes are
 spread over two tokens, and neither has any text of its own.
 """
-import argparse
 import html
 import sys
 from pathlib import Path
 
 from .atomic import write_text_atomic
+from .cli import ArgumentParser
 from .pretrained import TokenizerLoadError, load_any
 from .sample_texts import SAMPLE_TEXTS
 
@@ -71,7 +71,7 @@ def write_html(tok, text, path, allowed_special="all"):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m tokenizer.viz",
         description="Show how a text splits into tokens (coloured in the terminal, or as HTML).")
     p.add_argument("tokenizer", nargs="?", default="cl100k",

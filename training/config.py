@@ -10,6 +10,8 @@ import argparse
 import tomllib
 from dataclasses import dataclass, field, fields
 
+from tokenizer.cli import ArgumentParser
+
 
 def option(default, help: str):
     """A config field with its --help text beside it (config_parser prints it)."""
@@ -203,7 +205,7 @@ def config_parser(cls, description: str, prog: str | None = None) -> argparse.Ar
 
     A field's help text is its metadata["help"] (see `option`); fields without one show type and default.
     """
-    p = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
+    p = ArgumentParser(prog=prog, description=description, allow_abbrev=False, sep="_")
     p.add_argument("config", nargs="?", help="TOML config file; its keys are the options below")
     defaults = cls()
     for f in fields(cls):
