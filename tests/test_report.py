@@ -4,8 +4,9 @@ import argparse
 import pytest
 import tiktoken
 
-from tokenizer import RegexTokenizer
-from tokenizer.report import (TokenizerLoadError, bytes_per_token, load_tokenizer, main, read_texts)
+from tokenizer import RegexTokenizer, SentencePieceTokenizer
+from tokenizer.report import (TokenizerLoadError, bytes_per_token, describe, load_tokenizer, main,
+                              read_texts)
 from tokenizer.sample_texts import SAMPLE_TEXTS
 
 
@@ -108,3 +109,13 @@ def test_bare_command_from_the_readme_works(capsys):
     text = SAMPLE_TEXTS["english"]
     want = len(text.encode()) / len(cl100k().encode_ordinary(text))
     assert f"{want:.2f}" in next(line for line in out.splitlines() if line.startswith("english"))
+
+
+def test_sentencepiece_tokenizers_are_described_and_compared():
+    tok = SentencePieceTokenizer().train([SAMPLE_TEXTS["english"]] * 3, 400)
+    n_byte_pieces = sum(p.startswith("<0x") for p in tok.pieces)
+    assert describe(tok) == (f"400 pieces: SentencePiece BPE over code points, {n_byte_pieces} byte "
+                             "pieces (byte fallback on), 2 control")
+    table = bytes_per_token({"sp": tok}, {"english": SAMPLE_TEXTS["english"]})
+    assert table["english"]["sp"] == pytest.approx(
+        len(SAMPLE_TEXTS["english"].encode()) / len(tok.encode(SAMPLE_TEXTS["english"])))

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tokenizer import BasicTokenizer, viz
+from tokenizer import BasicTokenizer, SentencePieceTokenizer, viz
 from tokenizer.sample_texts import SAMPLE_TEXTS
 
 TEXT = "aaab <b>&</b>\n\taaab<|endoftext|>"
@@ -62,3 +62,18 @@ def test_cli_reads_stdin_and_takes_pretrained_names(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "2 tokens, 11 bytes" in r.stdout  # cl100k: "hello", " world"
+
+
+def test_sentencepiece_pieces_are_shown_with_their_spaces_and_bytes():
+    """A SentencePiece tokenizer is shown piece by piece: `▁` marks spaces, <0x..> byte fallbacks."""
+    tok = SentencePieceTokenizer().train([SAMPLE_TEXTS["english"]] * 3, 400)
+    text = "the king\nsaw 🎉"
+    pieces = viz.token_pieces(tok, text)
+    assert [i for i, _, _ in pieces] == tok.encode(text) and not any(s for _, _, s in pieces)
+    shown = "".join(p for _, p, _ in pieces)
+    assert "<0x0A>" in shown  # the newline is not a piece of this vocabulary: its byte is
+    # the pieces spell the text (with its dummy-prefix space) once ▁ and byte pieces are read back
+    spelled = bytearray()
+    for _, p, _ in pieces:
+        spelled += bytes([int(p[3:5], 16)]) if re.fullmatch(r"<0x[0-9A-F]{2}>", p) else p.replace("▁", " ").encode()
+    assert spelled.decode() == " " + text

@@ -17,6 +17,7 @@ from .bpe import render_token
 from .cli import ArgumentParser
 from .pretrained import PRETRAINED, TokenizerLoadError, load_any
 from .sample_texts import SAMPLE_TEXTS
+from .sentencepiece import BYTE, SentencePieceTokenizer
 
 __all__ = ["TokenizerLoadError", "load_tokenizer", "load_tokenizers", "read_texts", "describe",
            "bytes_per_token", "format_terminal", "format_markdown", "main"]
@@ -68,6 +69,10 @@ def read_texts(texts_dir=None):
 def describe(tok):
     """One line on what the vocabulary holds: merges, specials, and ids encoding never produces
     (decode-only tokens, e.g. GPT-2's <|endoftext|> when read from its encoder.json)."""
+    if isinstance(tok, SentencePieceTokenizer):
+        n_bytes = sum(t == BYTE for t in tok.types)
+        return (f"{tok.n_vocab} pieces: SentencePiece BPE over code points, {n_bytes} byte pieces "
+                f"(byte fallback {'on' if tok.byte_fallback else 'off'}), {len(tok.special_tokens)} control")
     line = (f"{tok.n_vocab} ids: 256 bytes, {len(tok.merges)} merges, "
             f"{len(tok.special_tokens)} special")
     if tok.decode_only:

@@ -18,6 +18,7 @@ from .atomic import write_text_atomic
 from .cli import ArgumentParser
 from .pretrained import TokenizerLoadError, load_any
 from .sample_texts import SAMPLE_TEXTS
+from .sentencepiece import SentencePieceTokenizer
 
 VISIBLE = {" ": "·", "\t": "→", "\n": "↵\n", "\r": "␍"}
 ANSI_BACKGROUNDS = (153, 223, 194, 217, 189)  # xterm-256 pastels, readable with black text
@@ -26,7 +27,11 @@ HTML_BACKGROUNDS = ("#cfe8ff", "#ffe9c7", "#d6f5d6", "#ffd6dc", "#e4dcff")
 
 
 def token_pieces(tok, text, allowed_special="all"):
-    """[(id, piece text, is_special)] for `text`: what each token contributes, decoded alone."""
+    """[(id, piece text, is_special)] for `text`: what each token contributes, decoded alone.
+    SentencePiece tokens are shown as their pieces, so `▁` and byte pieces (`<0x0A>`) stay visible;
+    text never becomes one of its control pieces."""
+    if isinstance(tok, SentencePieceTokenizer):
+        return [(i, tok.id_to_piece(i), False) for i in tok.encode_ordinary(text)]
     specials = set(tok.special_tokens.values())
     return [(i, tok.decode([i]), i in specials) for i in tok.encode(text, allowed_special)]
 
@@ -93,7 +98,7 @@ def main(argv=None):
     if not text and args.text is None:  # nothing given or piped: show what the samples look like
         text = "\n\n".join(SAMPLE_TEXTS[k] for k in list(SAMPLE_TEXTS)[:3])
     allowed = "none" if args.no_specials else "all"
-    n = len(tok.encode(text, allowed))
+    n = len(token_pieces(tok, text, allowed))
     print(to_ansi(tok, text, allowed))
     print(f"\n{n} tokens, {len(text.encode('utf-8', 'surrogatepass'))} bytes")
     if args.html:
