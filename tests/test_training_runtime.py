@@ -6,9 +6,12 @@ dynamo cache per compiled run).
 """
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 import training
-from conftest import cfg_for  # the `data` fixture lives there too
+from conftest import cfg_for, make_docs  # the `data` fixture lives there too
+from data.prepare import prepare
+from tokenizer import RegexTokenizer
 from training.runtime import autocast_dtype, setup_distributed
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -68,3 +71,28 @@ def test_run_ends_with_its_mean_rate_and_no_mfu_on_cpu(data, tmp_path, capsys): 
     assert result["mfu"] is None  # MFU is against a GPU's bf16 peak; a CPU has none in the table
     last = [line for line in capsys.readouterr().out.splitlines() if line.startswith("run: ")]
     assert last == [f"run: {result['tokens_per_s']:,.0f} tok/s (mean of the timed steps)"]
+
+
+def test_five_vocabularies_in_one_process_each_compile(data, tmp_path, monkeypatch):  # noqa: F811
+    """A sweep trains models of five vocabulary sizes in one process. Dynamo keys its cache to
+    GPT.forward's code, so without a fresh cache per run the later models hit the recompile limit
+    and silently train uncompiled. Dynamo's own backend "eager" keeps this cheap: the tracing, the
+    cache and its limit are dynamo's, whatever compiles the graphs afterwards."""
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: real_compile(model, backend="eager"))
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)  # reached sooner than 8, same rule
+    big = RegexTokenizer()
+    big.train(" ".join(make_docs(80, 5)), 340)
+    graphs = []
+    for v in range(280, 341, 15):
+        tok = big.truncated(v)
+        tok.register_special_tokens({"<|endoftext|>": v})
+        tok.save(str(tmp_path / f"tok{v}"))
+        prepare(tmp_path / f"tok{v}.model", [data / "docs.txt"], tmp_path / f"s{v}", val_fraction=0.1,
+                txt_mode="lines", workers=0)
+        counters.clear()
+        training.train(cfg_for(data, tmp_path / f"r{v}", data_dir=str(tmp_path / f"s{v}"),
+                               tokenizer=str(tmp_path / f"tok{v}.model"), compile=True, max_steps=2,
+                               eval_interval=2, eval_batches=2))
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert all(n > 0 for n in graphs), graphs  # every model compiled its own graphs
