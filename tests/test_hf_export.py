@@ -64,10 +64,10 @@ def test_hf_special_tokens_match_allowed_all(tok, hf):
     assert hf.token_to_id("<|fim middle|>") == tok.special_tokens["<|fim middle|>"]
 
 
-def test_bytes_to_unicode_matches_gpt2_files(shared_dir, gpt2_encoding):
-    """GPT-2's vocab.json strings, decoded with our table, are exactly tiktoken's gpt2 byte ranks."""
+def test_bytes_to_unicode_matches_gpt2_files(gpt2_files, gpt2_encoding):
+    """GPT-2's encoder.json strings, decoded with our table, are exactly tiktoken's gpt2 byte ranks."""
     inverse = {c: b for b, c in bytes_to_unicode().items()}
-    vocab = json.loads((shared_dir / "data/cs336/gpt2_vocab.json").read_text(encoding="utf-8"))
+    vocab = json.loads((gpt2_files / "encoder.json").read_text(encoding="utf-8"))
     ranks = {t: gpt2_encoding.encode_single_token(t) for t in gpt2_encoding.token_byte_values()}
     decoded = {bytes(inverse[c] for c in s): i for s, i in vocab.items() if s != "<|endoftext|>"}
     assert decoded == ranks

