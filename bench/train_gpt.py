@@ -7,7 +7,9 @@
 
 CPU config (from issue 4): n_layer=4, n_head=4, n_embd=128, block_size=256, vocab 4096, batch 16,
 fp32, fused AdamW. The peer is `MinimalGPT` below: nanoGPT's model.py boiled down (learned
-positions, LayerNorm, same sizes, no biases, tied head), trained in the same process. The two are
+positions, LayerNorm, same sizes, no biases, tied head, vocab 4096 so neither pads), trained in the
+same process. It keeps F.cross_entropy, as nanoGPT does; ours has a leaner CPU backward for the
+loss (model.gpt.cross_entropy), which more than pays for RoPE and RMSNorm. The two are
 timed in interleaved rounds, one step each per round, and each ratio is the median of the per-round
 ratios: on a shared machine a busy moment slows both steps of a round alike. Printed for wall time
 and for process CPU time (the steadier of the two when other jobs compete for the cores; run with

@@ -4,9 +4,10 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from model.generate import KVCache, pick
-from model.gpt import GPT, GPTConfig, RMSNorm, apply_rope, rope_tables
+from model.gpt import GPT, GPTConfig, RMSNorm, apply_rope, cross_entropy, rope_tables
 from training import device_peak_flops
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -301,3 +302,29 @@ def test_generate_reproducible_with_a_generator():
     greedy = m.generate(idx, 10, temperature=0)
     assert torch.equal(m.generate(idx, 10, temperature=1.0, top_k=1, generator=torch.Generator().manual_seed(5)),
                        greedy)
+
+
+def test_cross_entropy_matches_torch_in_value_and_gradient():
+    torch.manual_seed(4)
+    logits = torch.randn(50, 70, dtype=torch.float64)
+    logits[:, 64:] = float("-inf")  # padded vocabulary, as GPT.forward masks it
+    targets = torch.randint(0, 64, (50,))
+    targets[::4] = -1  # positions without a loss
+    g = torch.tensor(2.5, dtype=torch.float64)
+    grads = []
+    for loss_fn in (cross_entropy, lambda x, t: F.cross_entropy(x, t, ignore_index=-1)):
+        x = logits.clone().requires_grad_()
+        loss = loss_fn(x * 1.0, targets)
+        loss.backward(g)
+        grads.append((loss.detach(), x.grad))
+    (ours, g_ours), (ref, g_ref) = grads
+    assert torch.allclose(ours, ref, atol=1e-12)
+    assert torch.allclose(g_ours, g_ref, atol=1e-12) and g_ours[::4].abs().max() == 0
+
+
+def test_cross_entropy_refuses_a_second_backward():
+    x = torch.randn(4, 8, requires_grad=True)
+    loss = cross_entropy(x * 1.0, torch.tensor([1, 2, 3, -1]))
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        loss.backward()
