@@ -69,6 +69,17 @@ class Corpus:
             yield doc
 
 
+def document_reader(args):
+    """A function that streams the documents of --source afresh on each call. Called once here so
+    that paths are checked before any work: a typo fails at once."""
+    txt_mode = "lines" if args.txt_mode == "line" else args.txt_mode
+
+    def documents():
+        return iter_documents(args.source, txt_mode=txt_mode, text_field=args.text_field)
+    documents()
+    return documents
+
+
 def build_parser():
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = p.add_argument
@@ -156,11 +167,7 @@ def run(args):
                          "flag with no value for none")
     specials = list(dict.fromkeys(args.special_tokens))
     out = args.out or f"tokenizers/bpe{args.vocab_size}"
-    txt_mode = "lines" if args.txt_mode == "line" else args.txt_mode
-
-    def documents():  # paths are checked here, before any work: a typo fails at once
-        return iter_documents(args.source, txt_mode=txt_mode, text_field=args.text_field)
-    documents()
+    documents = document_reader(args)
     print(f"inputs {' '.join(args.source)}; pattern {args.pattern}; vocab {args.vocab_size}; "
           f"specials {specials}")
 
@@ -228,11 +235,7 @@ def run_sentencepiece(args):
     if any(not s for s in args.user_defined_symbols):
         raise InputError("--user-defined-symbols: an empty string cannot be a piece")
     out = args.out or f"tokenizers/sp{args.vocab_size}"
-    txt_mode = "lines" if args.txt_mode == "line" else args.txt_mode
-
-    def documents():  # paths are checked here, before any work: a typo fails at once
-        return iter_documents(args.source, txt_mode=txt_mode, text_field=args.text_field)
-    documents()
+    documents = document_reader(args)
     print(f"inputs {' '.join(args.source)}; sentencepiece BPE; vocab {args.vocab_size}; "
           f"byte_fallback {args.byte_fallback}; character_coverage {args.character_coverage}; "
           f"split_digits {args.split_digits}")
