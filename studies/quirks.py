@@ -11,8 +11,9 @@
     spelled out, a handful of tokens serve all numbers) and unlimited runs (frequent numbers
     become one token, the vocabulary fills with numbers). Bytes per token on numbers, and how
     many distinct tokens the numbers use.
-(c) The cost of not being English. The same sentence in several languages: tokens per character
-    for a tokenizer trained on English vs GPT-4's cl100k (trained on a multilingual web crawl).
+(c) The cost of not being English. The same six sentences in nine languages
+    (studies/parallel_text.py): tokens per language divided by tokens for the English, and bytes
+    per token, for a tokenizer trained on English vs GPT-4's cl100k (a multilingual web crawl).
 (d) Unused tokens. Ids the model never saw in training still have embedding rows; with tied
     embeddings the output softmax pushes them around anyway. Their norms after training.
 """
@@ -26,27 +27,11 @@ import regex
 
 from data.sources import doc_hash, iter_documents
 from studies.common import StudyError, atomic_write_text, markdown_table, text_table, utf8_bytes
+from studies.parallel_text import PARALLEL
 from studies.vocab_sweep import load_sweep_config, run_sweep
 from tokenizer import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, GPT4Tokenizer, RegexTokenizer
 from tokenizer.cli import ArgumentParser
 from training import load_checkpoint
-
-# The same message in several languages (written for this study; plain everyday sentences).
-SENTENCES = {
-    "English": "The weather is nice today, so we are going to walk to the market and buy fresh "
-               "bread.",
-    "German": "Das Wetter ist heute schön, also gehen wir zu Fuß zum Markt und kaufen frisches "
-              "Brot.",
-    "French": "Il fait beau aujourd'hui, alors nous allons marcher jusqu'au marché pour acheter "
-              "du pain frais.",
-    "Spanish": "Hoy hace buen tiempo, así que vamos a caminar al mercado y comprar pan fresco.",
-    "Russian": "Сегодня хорошая погода, поэтому мы пойдём пешком на рынок и купим свежий хлеб.",
-    "Greek": "Ο καιρός είναι ωραίος σήμερα, οπότε θα περπατήσουμε μέχρι την αγορά και θα "
-             "αγοράσουμε φρέσκο ψωμί.",
-    "Hindi": "आज मौसम अच्छा है, इसलिए हम पैदल बाज़ार जाएंगे और ताज़ी रोटी खरीदेंगे।",
-    "Chinese": "今天天气很好，所以我们要走路去市场买新鲜的面包。",
-    "Japanese": "今日は天気がいいので、市場まで歩いて新鮮なパンを買いに行きます。",
-}
 
 DIGIT_RULES = {  # how the GPT-4 pattern's digit alternative is rewritten for quirk (b)
     "1-3 digits (GPT-4)": r"\p{N}{1,3}+",
@@ -102,12 +87,15 @@ def number_stats(tok, texts):
             "digit_vocab_entries": digit_entries}
 
 
-def tokens_per_char(tok, sentences):
-    """{language: (characters, UTF-8 bytes, tokens, tokens per character)} for each sentence."""
+def parallel_cost(tok, parallel):
+    """{language: (characters, UTF-8 bytes, tokens)} summed over that language's sentences.
+
+    Each sentence is encoded on its own, so no language pays for how sentences are joined.
+    """
     out = {}
-    for lang, s in sentences.items():
-        n = len(tok.encode_ordinary(s))
-        out[lang] = (len(s), len(s.encode("utf-8")), n, n / len(s))
+    for lang, sentences in parallel.items():
+        n = sum(len(tok.encode_ordinary(s)) for s in sentences)
+        out[lang] = (sum(map(len, sentences)), sum(len(s.encode("utf-8")) for s in sentences), n)
     return out
 
 
@@ -180,16 +168,20 @@ def quirk_b(vocab_size, max_bytes, log=print):
 
 def quirk_c(vocab_size, log=print):
     docs = list(iter_documents("shakespeare"))
+    n = len(PARALLEL["English"])
     log(f"(c) non-English cost: tokenizer trained on Shakespeare (V={vocab_size}) vs GPT-4's "
-        f"cl100k (V=100k), tokens per character of the same sentence")
+        f"cl100k (V=100k), on the same {n} sentences in {len(PARALLEL)} languages")
     ours = RegexTokenizer().train(docs, vocab_size)
-    cl100k = GPT4Tokenizer()
-    a, b = tokens_per_char(ours, SENTENCES), tokens_per_char(cl100k, SENTENCES)
-    header = ["language", "chars", "UTF-8 bytes", f"ours V={vocab_size}: tokens/char",
-              "x English", "cl100k: tokens/char", "x English"]
-    rows = [[lang, a[lang][0], a[lang][1], f"{a[lang][3]:.3f}",
-             f"{a[lang][3] / a['English'][3]:.1f}", f"{b[lang][3]:.3f}",
-             f"{b[lang][3] / b['English'][3]:.1f}"] for lang in SENTENCES]
+    header = ["language", "chars", "UTF-8 bytes", f"ours V={vocab_size}: tokens", "x English",
+              "bytes/token", "cl100k: tokens", "x English", "bytes/token"]
+    costs = [parallel_cost(ours, PARALLEL), parallel_cost(GPT4Tokenizer(), PARALLEL)]
+    rows = []
+    for lang in PARALLEL:
+        row = [lang, costs[0][lang][0], costs[0][lang][1]]
+        for c in costs:
+            chars, nbytes, tokens = c[lang]
+            row += [tokens, f"{tokens / c['English'][2]:.2f}", f"{nbytes / tokens:.2f}"]
+        rows.append(row)
     return header, rows
 
 

