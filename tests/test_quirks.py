@@ -86,15 +86,17 @@ def test_parallel_text_is_parallel():
 
 
 def test_quirk_c_english_costs_one_english(monkeypatch):
-    """x English is 1.00 for English itself, and a script the Shakespeare tokenizer never saw
-    costs more tokens than English under it (byte fallback: CJK is 3 bytes per character)."""
+    """x English is 1.00 for English itself; a script the tokenizer never saw costs one token
+    per UTF-8 byte (no merge applies), whatever the sentence."""
     from studies import quirks
 
     monkeypatch.setattr(quirks, "iter_documents", lambda name: ["the quick brown fox " * 50])
     header, rows = quirk_c(270, log=lambda *a: None)
     by_lang = {r[0]: r for r in rows}
     assert by_lang["English"][4] == "1.00" and by_lang["English"][7] == "1.00"
-    assert float(by_lang["Chinese"][4]) > 1.5
+    for lang in ("Russian", "Hindi", "Chinese"):
+        assert by_lang[lang][3] == by_lang[lang][2]  # tokens == UTF-8 bytes
+        assert by_lang[lang][5] == "1.00"
 
 
 def test_embedding_norm_stats_by_hand():
