@@ -10,7 +10,7 @@ import torch
 
 import training
 from model.gpt import GPT, GPTConfig
-from studies.common import load_study_config
+from studies.common import StudyError, load_study_config
 from studies.freeze import is_tied, merge_rows, set_trainable
 from studies.new_tokens import (NewTokensConfig, bpb_in_vocab, cut_text, eval_batches, grow, resized, run_study,
                                 scored_bytes, step0_old_text, token_bytes)
@@ -226,6 +226,8 @@ def test_every_run_fine_tunes_on_the_same_bytes_not_the_same_tokens(tmp_path):
         assert abs(r["context_tokens_new"] * r["bytes_per_token_train"] - s["context_bytes"]) \
             <= r["bytes_per_token_train"] / 2
         assert r["context_tokens_new"] <= 64
+    with pytest.raises(StudyError, match="lower context_bytes"):  # 1000 bytes cannot fit 64 tokens
+        run_study(load_study_config(NewTokensConfig, None, args + ["--context_bytes=1000"]), progress=False)
 
 
 def test_eval_bytes_are_the_cut_text_in_every_tokenizer():
