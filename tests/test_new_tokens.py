@@ -193,6 +193,8 @@ def test_study_runs_end_to_end(tmp_path):
     assert k0["bytes_per_token_new"] == s["bytes_per_token_new_base"]
     for key in (("merges", 40, "mean", "new_rows"), ("special", 2, "mean", "new_rows")):
         assert runs[key][0]["kl_old_max"] <= runs[key][0]["bound_kl"]
+        # old rows and transformer untouched: in the old tokenizer it is still the base model exactly
+        assert runs[key][0]["old_bpb_old_tok_final"] == pytest.approx(s["base_old_bpb"], rel=1e-5)
     assert k40["bytes_per_token_new"] > 1.2 * s["bytes_per_token_new_base"]
     assert runs[("special", 2, "mean", "new_rows")][0]["bytes_per_token_new"] == s["bytes_per_token_new_base"]
     assert "| k=40 merges, mean, embeddings |" in md and "| k=0 control, embeddings |" in md
