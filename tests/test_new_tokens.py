@@ -2,6 +2,7 @@
 import json
 import math
 import random
+import statistics
 
 import matplotlib.image
 import pytest
@@ -9,9 +10,10 @@ import torch
 
 import training
 from model.gpt import GPT, GPTConfig
-from studies.common import load_study_config
+from studies.common import StudyError, load_study_config
 from studies.freeze import is_tied, merge_rows, set_trainable
-from studies.new_tokens import grow, NewTokensConfig, resized, run_study, step0_old_text
+from studies.new_tokens import (NewTokensConfig, bpb_in_vocab, cut_text, eval_batches, grow, resized, run_study,
+                                scored_bytes, step0_old_text, token_bytes)
 from tokenizer import RegexTokenizer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -140,17 +142,21 @@ def test_extend_keeps_old_ids_and_grow_reports_parents():
     assert tok.n_vocab not in special.encode_ordinary("<|domain_0|>")
 
 
-def test_study_runs_end_to_end(tmp_path):
+def study_args(tmp_path):
     old = tmp_path / "old"
     old.mkdir()
     rng = random.Random(0)
     for i in range(6):
         (old / f"play{i}.txt").write_text(" ".join(rng.choice(OLD_TEXT.split("\n")) for _ in range(200)))
-    args = [f"--out_dir={tmp_path / 'out'}", f"--base_source={old}", "--base_vocab_size=270", "--base_steps=4",
-            "--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=16", "--base_batch_size=4",
-            "--new_max_chars=20000", "--new_val_fraction=0.3", "--ks=6", "--inits=mean,parents",
+    return [f"--out_dir={tmp_path / 'out'}", f"--base_source={old}", "--base_vocab_size=270", "--base_steps=4",
+            "--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=32", "--base_batch_size=4",
+            "--new_max_chars=20000", "--new_val_fraction=0.3", "--ks=40", "--inits=mean,parents",
             "--train_modes=new_rows,full", "--n_special=2", "--steps=3", "--eval_interval=2", "--eval_bytes=600",
-            "--batch_size=2"]
+            "--batch_size=2", "--seeds=1,2"]
+
+
+def test_study_runs_end_to_end(tmp_path):
+    args = study_args(tmp_path)
     s = run_study(load_study_config(NewTokensConfig, None, args), progress=False)
     out = tmp_path / "out"
     assert json.loads((out / "results.json").read_text())["runs"] == s["runs"]
@@ -158,39 +164,107 @@ def test_study_runs_end_to_end(tmp_path):
         img = matplotlib.image.imread(out / name)
         assert img.shape[0] > 300 and img.shape[1] > 400, name
     md = (out / "results.md").read_text()
-    for r in s["runs"]:  # the table shows each run's own curve
-        c0, c1 = r["curve"][0], r["curve"][-1]
-        assert f"| {c0['new_bpb']:.3f} -> {c1['new_bpb']:.3f} | {c0['old_bpb']:.3f} -> {c1['old_bpb']:.3f} " in md
-    runs = {(r["method"], r["init"], r["train"]): r for r in s["runs"]}
-    assert set(runs) == {("merges", "mean", "new_rows"), ("merges", "parents", "new_rows"),
-                         ("merges", "mean", "full"), ("special", "mean", "new_rows")}
-    for key, r in runs.items():
-        assert r["old_rows_identical"] == (r["train"] == "new_rows"), key
-        assert r["tied"]
-        assert [p["step"] for p in r["curve"]] == [0, 2, 3]
+    runs = {}
+    for r in s["runs"]:
+        runs.setdefault((r["method"], r["n"], r["init"], r["train"]), []).append(r)
+    assert set(runs) == {("merges", 0, "mean", "embeddings"), ("merges", 40, "mean", "embeddings"),
+                         ("merges", 40, "parents", "embeddings"), ("merges", 40, "mean", "new_rows"),
+                         ("merges", 40, "mean", "full"), ("special", 2, "mean", "new_rows")}
+    for key, rs in runs.items():
+        assert [r["seed"] for r in rs] == [1, 2], key
+        for r in rs:
+            assert r["old_rows_identical"] == (r["train"] == "new_rows"), key
+            assert r["tied"]
+            assert [p["step"] for p in r["curve"]] == [0, 2, 3]
+    # each run's row shows mean +- sample sd over its two seeds, computed here independently
+    for g in s["groups"]:
+        rs = runs[(g["method"], g["n"], g["init"], g["train"])]
+        vals = [r["new_bpb_final"] for r in rs]
+        assert g["new_bpb_final"] == pytest.approx([statistics.fmean(vals), statistics.stdev(vals)])
+        assert f"{statistics.fmean(vals):.3f} ± {statistics.stdev(vals):.3f}" in md
+    assert "seeds: 1, 2" in md and "Held equal" in md
     # every run scored on the same bytes: the cut val text, whichever tokenizer encodes it
     assert s["eval_bytes_new"] == s["eval_bytes_old"] == 600  # both domains have more than 600 bytes
     for r in s["runs"]:
         assert (r["eval_bytes_new"], r["eval_bytes_old"]) == (600, 600)
-    for key in (("merges", "mean", "new_rows"), ("special", "mean", "new_rows")):
-        assert runs[key]["kl_old_max"] <= runs[key]["bound_kl"]
-    assert runs[("merges", "mean", "new_rows")]["bytes_per_token_new"] > s["bytes_per_token_new_base"]
-    assert runs[("special", "mean", "new_rows")]["bytes_per_token_new"] == s["bytes_per_token_new_base"]
-    assert "| k=6 merges, mean, new_rows |" in (out / "results.md").read_text()
+    k0, k40 = runs[("merges", 0, "mean", "embeddings")][0], runs[("merges", 40, "mean", "embeddings")][0]
+    # the k = 0 control: fine-tuned like the others, with the base tokenizer and nothing to bound
+    assert k0["n_new"] == 0 and k0["kl_old_mean"] == 0 and k0["curve"][-1]["new_bpb"] < k0["curve"][0]["new_bpb"]
+    assert k0["bytes_per_token_new"] == s["bytes_per_token_new_base"]
+    for key in (("merges", 40, "mean", "new_rows"), ("special", 2, "mean", "new_rows")):
+        assert runs[key][0]["kl_old_max"] <= runs[key][0]["bound_kl"]
+        # old rows and transformer untouched: in the old tokenizer it is still the base model exactly
+        assert runs[key][0]["old_bpb_old_tok_final"] == pytest.approx(s["base_old_bpb"], rel=1e-5)
+    assert k40["bytes_per_token_new"] > 1.2 * s["bytes_per_token_new_base"]
+    assert runs[("special", 2, "mean", "new_rows")][0]["bytes_per_token_new"] == s["bytes_per_token_new_base"]
+    assert "| k=40 merges, mean, embeddings |" in md and "| k=0 control, embeddings |" in md
 
     # A changed base spec retrains the study's own base model in place: the trainer's refusal to
     # overwrite a run is for a user's out_dir, not for a folder the study owns.
     assert json.loads((out / "base" / "base.json").read_text())["steps"] == 4
-    run_study(load_study_config(NewTokensConfig, None, args + ["--base_steps=5", "--ks=2",
-                                                               "--inits=mean", "--train_modes=new_rows"]),
+    run_study(load_study_config(NewTokensConfig, None, args + ["--base_steps=5", "--ks=2", "--seeds=1",
+                                                               "--inits=mean", "--train_modes=embeddings",
+                                                               "--n_special=0"]),
               progress=False)
     assert json.loads((out / "base" / "base.json").read_text())["steps"] == 5
     assert training.load_checkpoint(out / "base" / "ckpt.pt")["step"] == 5
 
 
-def test_eval_text_is_cut_as_text_and_every_token_scored_once_after_the_prefix():
-    from studies.new_tokens import cut_text, eval_batches
+def test_every_run_fine_tunes_on_the_same_bytes_not_the_same_tokens(tmp_path):
+    """k = 40 merges carry about 1.3x the bytes per token: with a fixed token budget it would see
+    that much more Python. Its sequences are shorter in tokens instead, so the bytes match."""
+    args = study_args(tmp_path) + ["--steps=30", "--batch_size=8", "--eval_interval=30", "--seeds=1",
+                                   "--inits=mean", "--train_modes=embeddings", "--n_special=0", "--block_size=64"]
+    s = run_study(load_study_config(NewTokensConfig, None, args), progress=False)
+    k0, k40 = sorted(s["runs"], key=lambda r: r["n"])
+    ratio = k40["bytes_per_token_train"] / k0["bytes_per_token_train"]
+    assert ratio > 1.2
+    assert k0["train_steps"] == k40["train_steps"] == 30
+    assert k0["train_tokens"] / k40["train_tokens"] == pytest.approx(ratio, rel=0.1)
+    # a fixed token budget would give k = 40 `ratio` times the bytes; left: rounding to whole tokens
+    # (under 1.2% at 45 tokens a sequence) and which windows were drawn
+    assert k40["train_bytes"] / k0["train_bytes"] == pytest.approx(1, abs=0.05)
+    for r in (k0, k40):  # sequences of context_bytes of text, to within half a token
+        assert abs(r["context_tokens_new"] * r["bytes_per_token_train"] - s["context_bytes"]) \
+            <= r["bytes_per_token_train"] / 2
+        assert r["context_tokens_new"] <= 64
+    with pytest.raises(StudyError, match="lower context_bytes"):  # 1000 bytes cannot fit 64 tokens
+        run_study(load_study_config(NewTokensConfig, None, args + ["--context_bytes=1000"]), progress=False)
 
+
+def test_eval_bytes_are_the_cut_text_in_every_tokenizer():
+    """Text cut before tokenizing: tokenizers that split it into very different numbers of tokens
+    still score exactly its UTF-8 bytes (the old bug took the first N token windows instead)."""
+    tok = RegexTokenizer()
+    tok.train(OLD_TEXT, 266, special_tokens=["<|endoftext|>"])
+    eot = tok.special_tokens["<|endoftext|>"]
+    docs = cut_text([PY_TEXT[:700], "# naïve café\n" + PY_TEXT], 1000)
+    n_bytes = sum(len(d.encode("utf-8")) for d in docs)
+    assert 997 <= n_bytes <= 1000
+    tokens = []
+    for k in (0, 10, 40):
+        new, _, _ = grow(tok, "merges", k, [PY_TEXT])
+        batches = eval_batches(new, docs, eot, 24)
+        assert scored_bytes(batches, token_bytes(new, new.n_vocab)) == n_bytes, k
+        tokens.append(sum(int((y >= 0).sum()) for _, y in batches))
+    assert tokens[0] > 1.3 * tokens[2]  # the tokenizers really differ
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_old_tokenizer_bpb_of_a_grown_model_is_the_base_models(tie):
+    """bpb_in_vocab reads a grown model through its old rows only: at step 0 it is the base model
+    exactly, while the full softmax pays for the mass on 64 new ids."""
+    base = micro(vocab=50, tie=tie, seed=3)
+    grown = resized(base, 50 + 64, "mean")
+    x = torch.randint(0, 50, (3, 13), generator=torch.Generator().manual_seed(0))
+    batches = [(x[:, :-1], x[:, 1:])]
+    tbytes = torch.ones(50 + 64, dtype=torch.int64)
+    base_bpb = training.evaluate_bpb(base, batches, tbytes)[1]
+    assert bpb_in_vocab(grown, batches, tbytes, 50) == pytest.approx(base_bpb, rel=1e-5)
+    assert training.evaluate_bpb(grown, batches, tbytes)[1] > base_bpb + 0.5  # log2(1 + 64/50) ~ 1.2 at most
+
+
+def test_eval_text_is_cut_as_text_and_every_token_scored_once_after_the_prefix():
     assert cut_text(["abc", "déf", "gh"], 4) == ["abc", "d"]
     assert cut_text(["abc", "déf", "gh"], 5) == ["abc", "d"]  # never half of "é" (2 bytes)
     assert cut_text(["abc", "déf", "gh"], 6) == ["abc", "dé"]
