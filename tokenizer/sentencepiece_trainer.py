@@ -11,16 +11,14 @@ spelled in byte pieces or `<unk>` when encoding); words are cut at `▁`, not by
 `▁` stays in front of the word (`▁the`); a merge is recorded as the merged piece (its score is
 minus its merge order), not as a pair of ids.
 """
-import gc
 import heapq
 import itertools
 import re
 import struct
 from collections import Counter
 
+import numpy as np
 from tqdm import tqdm
-
-from .trainer import initial_pairs, merge_pair
 
 SPACE = "\u2581"  # ▁, what a space becomes inside a piece
 
@@ -35,23 +33,11 @@ def learn_pieces(sentences, vocab_size, n_reserved, *, character_coverage=0.9995
     vocab_size counts everything, as in spm_train, so the number of merges is what is left
     after the reserved pieces and the kept characters.
     """
-    # a word starts at every ▁ (with allow_whitespace_only_pieces: at every run of ▁)
-    # (sentences hold no newline, so "\n" can join a batch of them for one findall)
-    words_re = re.compile(f"{SPACE}+[^{SPACE}\n]*|[^{SPACE}\n]+" if allow_whitespace_only_pieces
-                          else f"{SPACE}[^{SPACE}\n]*|[^{SPACE}\n]+")
-    word_counts, char_counts = Counter(), {}
-    sentences = iter(sentences)
-    bar = tqdm(unit="char", unit_scale=True, desc="counting words") if progress else None
-    while batch := list(itertools.islice(sentences, 10_000)):
-        word_counts.update(words_re.findall("\n".join(batch)) if split_by_whitespace else batch)
-        if bar is not None:
-            bar.update(sum(map(len, batch)))
-    if bar is not None:
-        bar.close()
-    for word, n in word_counts.items():
-        for ch in word:
-            if ch != "\0":  # spm_train never makes NUL a piece
-                char_counts[ch] = char_counts.get(ch, 0) + n
+    word_counts = count_words(sentences, split_by_whitespace=split_by_whitespace,
+                              allow_whitespace_only_pieces=allow_whitespace_only_pieces,
+                              progress=progress)
+    char_counts = count_characters(word_counts)
+    char_counts.pop("\0", None)  # spm_train never makes NUL a piece
     chars = kept_characters(char_counts, character_coverage)
     n_merges = vocab_size - n_reserved - len(chars)
     if n_merges < 0:
@@ -65,9 +51,58 @@ def learn_pieces(sentences, vocab_size, n_reserved, *, character_coverage=0.9995
     valid = piece_validator(split_by_whitespace=split_by_whitespace,
                             max_piece_length=max_piece_length,
                             allow_whitespace_only_pieces=allow_whitespace_only_pieces)
-    merged = bpe_merges(cut_words(word_counts, kept.__contains__), n_merges, valid, verbose,
-                        progress)
+    merged = bpe_merges(word_counts, n_merges, valid, kept.__contains__, verbose, progress)
     return merged, chars
+
+
+def count_words(sentences, *, split_by_whitespace=True, allow_whitespace_only_pieces=False,
+                progress=False):
+    """{word: count}: a word starts at every ▁ (with allow_whitespace_only_pieces: at every
+    run of ▁) and at the start of a sentence; without split_by_whitespace a sentence is one word.
+
+    The usual case is str.split at ▁, counting the parts (the word less its ▁) in C; a part
+    that spans a sentence end ("x\n" before "▁y" on the next line) is cut there once, at the
+    end, per distinct part. Sentences hold no newline, so "\n" can join a batch of them.
+    """
+    words_re = re.compile(f"{SPACE}+[^{SPACE}\n]*|[^{SPACE}\n]+")  # the general rule
+    parts, lead = Counter(), Counter()  # after a ▁; a batch's first part, before any ▁
+    sentences = iter(sentences)
+    bar = tqdm(unit="char", unit_scale=True, desc="counting words") if progress else None
+    while batch := list(itertools.islice(sentences, 10_000)):
+        if not split_by_whitespace:
+            lead.update(batch)
+        elif allow_whitespace_only_pieces:
+            lead.update(words_re.findall("\n".join(batch)))
+        else:
+            split = "\n".join(batch).split(SPACE)
+            lead.update(split[0].split("\n"))
+            parts.update(itertools.islice(split, 1, None))
+        if bar is not None:
+            bar.update(sum(map(len, batch)))
+    if bar is not None:
+        bar.close()
+    words = Counter()
+    for part, n in parts.items():
+        if "\n" in part:
+            part, *rest = part.split("\n")
+            for word in rest:
+                lead[word] += n
+        words[SPACE + part] += n
+    for word, n in lead.items():
+        words[word] += n
+    words.pop("", None)
+    return words
+
+
+def count_characters(word_counts):
+    """{character: occurrences} over {word: count}, counted in numpy."""
+    words = list(word_counts)
+    cps = np.frombuffer("".join(words).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+    freqs = np.fromiter(word_counts.values(), dtype=np.float64, count=len(words))
+    totals = np.bincount(cps, weights=np.repeat(freqs, lens)) if len(cps) else np.zeros(0)
+    present = np.flatnonzero(totals)
+    return dict(zip(map(chr, present.tolist()), totals[present].astype(np.int64).tolist()))
 
 
 def kept_characters(char_counts, character_coverage):
@@ -86,51 +121,54 @@ def kept_characters(char_counts, character_coverage):
     return kept
 
 
-def bpe_merges(word_counts, n_merges, valid, verbose=False, progress=False):
+def bpe_merges(word_counts, n_merges, valid, joins=None, verbose=False, progress=False):
     """Greedy BPE over code points: the list of merged pieces, in merge order.
 
     word_counts: {word: count}, a word being a run of characters no merge may cross.
     valid(piece): whether a merged piece is allowed (length, ▁ placement).
+    joins: the characters that may be part of a merged piece (default: all); the others
+    cut the words they are in, so no merge ever touches them.
     Each step merges the most frequent adjacent pair of symbols, overlapping occurrences
     counted as spm_train counts them ("aaa" holds (a, a) twice). Ties: the shorter piece,
     then the smaller piece string (code point order), then the smaller left part.
     As in spm_train, a pair spelling a piece that already exists (("aa", "a") after
     ("a", "aa")) is dropped, never merged.
 
-    Speed: the pair counting and the merge step are trainer.py's own (initial_pairs,
-    merge_pair). Every symbol (character or merged piece) gets an id, and a word
-    is a str whose characters are those ids, so finding a pair is str.find and merging it
-    everywhere in a word is str.replace (left to right, non-overlapping: the merge rule).
-    Pair counts are updated per merge from the neighbours of each occurrence only, and the
-    best pair comes from a heap with lazy invalidation: a merge only lowers the counts of
-    existing pairs (new pairs hold the new, unique piece), so each entry is an upper bound
-    and a popped entry whose count is stale is pushed back with its true count.
+    Speed: the words are laid end to end in numpy arrays, one slot per character, a free
+    slot between words; each slot knows its symbol id, its word's count and, as a doubly
+    linked list, its live neighbours. A merge of (a, b) at slot i takes the b slot out of
+    the list and writes the new id at i. Pair counts are kept up to date per merge from
+    the neighbours of the merged occurrences only, all of them at once (numpy), and each
+    pair keeps the slots where it was born: a merge only looks there (and drops the ones
+    another merge took). The best pair comes from a heap with lazy invalidation: a merge
+    only lowers the counts of existing pairs (new pairs hold the new, unique piece), so each
+    entry is an upper bound and a popped entry whose count is stale is pushed back with its
+    true count.
     """
-    alphabet = sorted({ch for word in word_counts for ch in word})
+    words = list(word_counts)
+    alphabet, layout = _lay_out(words, list(word_counts.values()), joins)
+    tok, prv, nxt, weight = layout
     pieces = list(alphabet)  # id -> piece string
-    to_id = {ord(ch): i for i, ch in enumerate(alphabet)}
-    words = [word.translate(to_id) for word in word_counts]
-    freqs = list(word_counts.values())
-    counts, where = initial_pairs(words, freqs)
+    K = len(pieces) + n_merges + 1  # a pair (l, r) is the int l * K + r
+    counts, where = _initial_pairs(tok, weight, K)
 
-    def entry(pair, n):
-        left, right = pieces[ord(pair[0])], pieces[ord(pair[1])]
-        return (-n, len(left) + len(right), left + right, left, pair)
+    def entry(key, n):
+        left, right = pieces[key // K], pieces[key % K]
+        return (-n, len(left) + len(right), left + right, left, key)
 
-    heap = [entry(pair, n) for pair, n in counts.items()
-            if valid(pieces[ord(pair[0])] + pieces[ord(pair[1])])]
+    heap = [entry(key, n) for key, n in counts.items()
+            if valid(pieces[key // K] + pieces[key % K])]
     heapq.heapify(heap)
     merged, have = [], set()
+    mark = np.zeros(len(tok), dtype=bool)  # scratch: which slots are in the merge at hand
     bar = tqdm(total=n_merges, unit="merge", desc="merging") if progress else None
-    gc_was_on = gc.isenabled()
-    gc.disable()  # many small long-lived lists: collections would only rescan them
     try:
         while heap and len(merged) < n_merges:
-            neg, size, piece, left, pair = heapq.heappop(heap)
-            n = counts.get(pair, 0)
+            neg, size, piece, left, key = heapq.heappop(heap)
+            n = counts.get(key, 0)
             if n != -neg:  # stale: the count went down since this entry was pushed
                 if n > 0:
-                    heapq.heappush(heap, (-n, size, piece, left, pair))
+                    heapq.heappush(heap, (-n, size, piece, left, key))
                 continue
             if piece in have:  # the same string reached by another split: spm_train drops it
                 continue
@@ -140,29 +178,128 @@ def bpe_merges(word_counts, n_merges, valid, verbose=False, progress=False):
                 bar.update()
             if verbose and len(merged) % 1000 == 0:
                 print(f"merge {len(merged)}/{n_merges}: {piece!r} x{n}")
-            X = chr(len(pieces))
+            x = len(pieces)
             pieces.append(piece)
-            before, after = merge_pair(pair, X, words, freqs, where.pop(pair), counts)
-            created = [(p + X, e) for p, e in before.items()] + [(X + q, e) for q, e in after.items()]
-            for new_pair, (n_new, *in_words) in created:
-                counts[new_pair] = n_new  # kept at 0 too: see the end
+            created = _merge(key, x, K, where.pop(key), layout, mark, counts)
+            del counts[key]
+            for new_key, n_new, slots in created:
+                counts[new_key] = n_new  # kept at 0 too: see the end
                 if n_new > 0:
-                    where[new_pair] = in_words
-                    if valid(pieces[ord(new_pair[0])] + pieces[ord(new_pair[1])]):
-                        heapq.heappush(heap, entry(new_pair, n_new))
-            del counts[pair]
+                    where[new_key] = slots
+                    if valid(pieces[new_key // K] + pieces[new_key % K]):
+                        heapq.heappush(heap, entry(new_key, n_new))
     finally:
-        if gc_was_on:
-            gc.enable()
         if bar is not None:
             bar.close()
     if len(merged) < n_merges:
         # Out of pairs (a tiny corpus): spm_train goes on adding pairs that once occurred but
         # were merged away, count 0, shortest then smallest first; so do we.
-        spent = {pieces[ord(p[0])] + pieces[ord(p[1])] for p, n in counts.items() if n == 0}
+        spent = {pieces[k // K] + pieces[k % K] for k, n in counts.items() if n == 0}
         spent = sorted((p for p in spent if p not in have and valid(p)), key=lambda p: (len(p), p))
         merged += spent[:n_merges - len(merged)]
     return merged
+
+
+def _lay_out(words, freqs, joins):
+    """(alphabet, (tok, prv, nxt, weight)): the words end to end, a free slot (id -1) before
+    each and at the end. tok: the symbol id in each slot (-1: free, or a character that joins
+    nothing); prv/nxt: the live neighbours; weight: the count of the slot's word."""
+    lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+    cps = np.frombuffer("".join(words).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    present = np.flatnonzero(np.bincount(cps, minlength=1))
+    alphabet = [chr(c) for c in present.tolist()]
+    if joins is not None:
+        alphabet = [ch for ch in alphabet if joins(ch)]
+    ids = np.full(int(present[-1]) + 1 if len(present) else 1, -1, dtype=np.int64)
+    ids[[ord(ch) for ch in alphabet]] = np.arange(len(alphabet))
+    slots = np.arange(len(cps)) + np.repeat(np.arange(1, len(words) + 1), lens)
+    n = len(cps) + len(words) + 1
+    tok = np.full(n, -1, dtype=np.int64)
+    tok[slots] = ids[cps]
+    weight = np.zeros(n, dtype=np.float64)  # floats: np.bincount sums them (exact below 2**53)
+    weight[slots] = np.repeat(np.asarray(freqs, dtype=np.float64), lens)
+    prv = np.arange(-1, n - 1, dtype=np.int64)
+    nxt = np.arange(1, n + 1, dtype=np.int64)
+    nxt[-1] = n - 1  # the last free slot: never followed, but must index
+    prv[0] = 0
+    return alphabet, (tok, prv, nxt, weight)
+
+
+def _initial_pairs(tok, weight, K):
+    """({pair: count}, {pair: slots of its left symbol}) for every adjacent pair of symbols."""
+    left = np.flatnonzero((tok[:-1] >= 0) & (tok[1:] >= 0))
+    keys = tok[left] * K + tok[left + 1]
+    order = np.argsort(keys)
+    keys, left = keys[order], left[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else left[:0]
+    totals = np.add.reduceat(weight[left], starts).astype(np.int64).tolist() if len(keys) else []
+    bounds = starts.tolist() + [len(keys)]
+    unique = keys[starts].tolist()
+    where = {k: left[i:j] for k, i, j in zip(unique, bounds, bounds[1:])}
+    return dict(zip(unique, totals)), where
+
+
+def _merge(key, x, K, slots, layout, mark, counts):
+    """Merge the pair `key` into the new symbol x at the slots where it still is; lower the
+    counts of the pairs this breaks; return the pairs it creates as (pair, count, slots).
+
+    Every pair created holds x, so it is new. Two merged occurrences can touch ("abab" ->
+    x x): the pair between them, (b, a), is broken once, and (x, x) is created once. As the
+    string-based trainer did, (x, a) is then reported too, with count 0 if it has none.
+    """
+    tok, prv, nxt, weight = layout
+    a, b = divmod(key, K)
+    slots = slots[(tok[slots] == a) & (tok[nxt[slots]] == b)]  # drop the ones merged away
+    if a == b:  # "aaa": left to right, an occurrence overlapping the one before is not merged
+        slots = np.sort(slots)
+        follows = np.concatenate(([False], slots[1:] == nxt[slots[:-1]]))
+        index = np.arange(len(slots))
+        run_start = np.maximum.accumulate(np.where(follows, 0, index))
+        slots = slots[(index - run_start) % 2 == 0]
+    i, j = slots, nxt[slots]
+    c = weight[i]
+    before, after = prv[i], nxt[j]
+    old_before, old_after = tok[before], tok[after]
+    mark[j] = True
+    broken_left = (old_before >= 0) & ~mark[before]  # not the b of the occurrence before
+    mark[j] = False
+    mark[i] = True
+    touching = mark[after]  # the next symbol is the a of the next occurrence
+    mark[i] = False
+    broken_right = old_after >= 0
+    # take the b slots out of the list
+    tok[i] = x
+    tok[j] = -1
+    nxt[i] = after
+    prv[after] = i
+    before = prv[i]  # where two occurrences touched, the x before
+    new_before = tok[before]
+    new_left = new_before >= 0
+    new_right = (old_after >= 0) & ~touching
+    # broken pairs (count -c) and created ones (+c) in one pass: they never share a key
+    keys = np.concatenate((new_before[new_left] * K + x, x * K + old_after[new_right],
+                           old_before[broken_left] * K + a, b * K + old_after[broken_right]))
+    if not len(keys):
+        return []
+    amounts = np.concatenate((c[new_left], c[new_right], -c[broken_left], -c[broken_right]))
+    # only new pairs keep their places (the slot of their left symbol)
+    places = np.concatenate((before[new_left], i[new_right]))
+    places = np.concatenate((places, np.zeros(len(keys) - len(places), dtype=places.dtype)))
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    totals = np.add.reduceat(amounts[order], starts).astype(np.int64).tolist()
+    places = places[order]
+    bounds = starts.tolist() + [len(keys)]
+    created = []
+    for k, n, s, e in zip(keys[starts].tolist(), totals, bounds, bounds[1:]):
+        if n > 0:
+            created.append((k, n, places[s:e]))
+        else:
+            counts[k] += n
+    if touching.any() and all(k != x * K + a for k, _, _ in created):
+        created.append((x * K + a, 0, places[:0]))
+    return created
 
 
 def piece_validator(*, split_by_whitespace, max_piece_length, allow_whitespace_only_pieces):
@@ -181,22 +318,3 @@ def piece_validator(*, split_by_whitespace, max_piece_length, allow_whitespace_o
                 return False
         return True
     return valid
-
-
-def cut_words(word_counts, joins):
-    """Cut each word around the characters for which joins(ch) is false (they can join no
-    piece, so no merge touches them) and re-count: fewer, shorter words, the same merges."""
-    out = {}
-    for word, n in word_counts.items():
-        if all(map(joins, word)):
-            out[word] = out.get(word, 0) + n
-            continue
-        start = 0
-        for i, ch in enumerate(word):
-            if not joins(ch):
-                if i - start > 1:
-                    out[word[start:i]] = out.get(word[start:i], 0) + n
-                start = i + 1
-        if len(word) - start > 1:
-            out[word[start:]] = out.get(word[start:], 0) + n
-    return out
