@@ -159,11 +159,32 @@ def bpe_merges(word_counts, n_merges, valid, joins=None, verbose=False, progress
     heap = [entry(key, n) for key, n in counts.items()
             if valid(pieces[key // K] + pieces[key % K])]
     heapq.heapify(heap)
+    # New pairs counted below `floor` wait in `low`, by bit length of their count, instead
+    # of the heap: most never get near the top. While the heap's best bound is >= floor,
+    # nothing in `low` can match it; when it falls below, the top level of `low` moves in.
+    floor = 1 << (max(counts.values(), default=1).bit_length() - 1)
+    low = {}
     merged, have = [], set()
     mark = np.zeros(len(tok), dtype=bool)  # scratch: which slots are in the merge at hand
     bar = tqdm(total=n_merges, unit="merge", desc="merging") if progress else None
     try:
-        while heap and len(merged) < n_merges:
+        while len(merged) < n_merges:
+            if not heap or -heap[0][0] < floor:
+                if not low:
+                    if not heap:
+                        break
+                    floor = 0
+                    continue
+                level = max(low)
+                floor = 1 << (level - 1)
+                for key in low.pop(level):
+                    n = counts.get(key, 0)
+                    if n >= floor:
+                        if valid(pieces[key // K] + pieces[key % K]):
+                            heapq.heappush(heap, entry(key, n))
+                    elif n > 0:
+                        low.setdefault(n.bit_length(), []).append(key)
+                continue
             neg, size, piece, left, key = heapq.heappop(heap)
             n = counts.get(key, 0)
             if n != -neg:  # stale: the count went down since this entry was pushed
@@ -184,10 +205,13 @@ def bpe_merges(word_counts, n_merges, valid, joins=None, verbose=False, progress
             del counts[key]
             for new_key, n_new, slots in created:
                 counts[new_key] = n_new  # kept at 0 too: see the end
-                if n_new > 0:
-                    where[new_key] = slots
-                    if valid(pieces[new_key // K] + pieces[new_key % K]):
-                        heapq.heappush(heap, entry(new_key, n_new))
+                if n_new == 0:
+                    continue
+                where[new_key] = slots
+                if n_new < floor:
+                    low.setdefault(n_new.bit_length(), []).append(new_key)
+                elif valid(pieces[new_key // K] + pieces[new_key % K]):
+                    heapq.heappush(heap, entry(new_key, n_new))
     finally:
         if bar is not None:
             bar.close()
@@ -243,9 +267,11 @@ def _merge(key, x, K, slots, layout, mark, counts):
     """Merge the pair `key` into the new symbol x at the slots where it still is; lower the
     counts of the pairs this breaks; return the pairs it creates as (pair, count, slots).
 
-    Every pair created holds x, so it is new. Two merged occurrences can touch ("abab" ->
-    x x): the pair between them, (b, a), is broken once, and (x, x) is created once. As the
-    string-based trainer did, (x, a) is then reported too, with count 0 if it has none.
+    Every pair created holds x, so it is new: a symbol t just before an occurrence turns the
+    pair (t, a) into (t, x), one just after it (b, t) into (x, t), for the same count. Two
+    merged occurrences can touch ("abab" -> x x): then the pair between them, (b, a), is
+    broken once and (x, x) is created once; as the string-based trainer did, (x, a) is then
+    reported too, with count 0 if it has none.
     """
     tok, prv, nxt, weight = layout
     a, b = divmod(key, K)
@@ -260,46 +286,68 @@ def _merge(key, x, K, slots, layout, mark, counts):
     c = weight[i]
     before, after = prv[i], nxt[j]
     old_before, old_after = tok[before], tok[after]
-    mark[j] = True
-    broken_left = (old_before >= 0) & ~mark[before]  # not the b of the occurrence before
-    mark[j] = False
-    mark[i] = True
-    touching = mark[after]  # the next symbol is the a of the next occurrence
-    mark[i] = False
-    broken_right = old_after >= 0
+    touching = None
+    if (old_after == a).any():
+        mark[i] = True
+        touching = mark[after]  # the symbol after is the a of the next occurrence
+        mark[i] = False
+        if touching.any():
+            mark[j] = True
+            after_another = mark[before]  # the symbol before is the b of the one before
+            mark[j] = False
+        else:
+            touching = None
     # take the b slots out of the list
     tok[i] = x
     tok[j] = -1
     nxt[i] = after
     prv[after] = i
+    if touching is None:
+        # group by neighbour: code t for (t, a) -> (t, x), code K + t for (b, t) -> (x, t)
+        left, right = old_before >= 0, old_after >= 0
+        codes = np.concatenate((old_before[left], old_after[right] + K))
+        amounts = np.concatenate((c[left], c[right]))
+        places = np.concatenate((before[left], i[right]))  # the slot of the left symbol
+        created = []
+        for t, n, where in _groups(codes, amounts, places):
+            if t < K:
+                counts[t * K + a] -= n
+                created.append((t * K + x, n, where))
+            else:
+                counts[b * K + t - K] -= n
+                created.append((x * K + t - K, n, where))
+        return created
+    broken_left = (old_before >= 0) & ~after_another
+    broken_right = old_after >= 0
     before = prv[i]  # where two occurrences touched, the x before
     new_before = tok[before]
     new_left = new_before >= 0
-    new_right = (old_after >= 0) & ~touching
-    # broken pairs (count -c) and created ones (+c) in one pass: they never share a key
-    keys = np.concatenate((new_before[new_left] * K + x, x * K + old_after[new_right],
-                           old_before[broken_left] * K + a, b * K + old_after[broken_right]))
-    if not len(keys):
-        return []
-    amounts = np.concatenate((c[new_left], c[new_right], -c[broken_left], -c[broken_right]))
-    # only new pairs keep their places (the slot of their left symbol)
+    new_right = broken_right & ~touching
+    codes = np.concatenate((old_before[broken_left] * K + a, b * K + old_after[broken_right]))
+    amounts = np.concatenate((c[broken_left], c[broken_right]))
+    for k, n, _ in _groups(codes, amounts, codes):
+        counts[k] -= n
+    codes = np.concatenate((new_before[new_left] * K + x, x * K + old_after[new_right]))
+    amounts = np.concatenate((c[new_left], c[new_right]))
     places = np.concatenate((before[new_left], i[new_right]))
-    places = np.concatenate((places, np.zeros(len(keys) - len(places), dtype=places.dtype)))
-    order = np.argsort(keys, kind="stable")
-    keys = keys[order]
-    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-    totals = np.add.reduceat(amounts[order], starts).astype(np.int64).tolist()
-    places = places[order]
-    bounds = starts.tolist() + [len(keys)]
-    created = []
-    for k, n, s, e in zip(keys[starts].tolist(), totals, bounds, bounds[1:]):
-        if n > 0:
-            created.append((k, n, places[s:e]))
-        else:
-            counts[k] += n
-    if touching.any() and all(k != x * K + a for k, _, _ in created):
+    created = list(_groups(codes, amounts, places))
+    if all(k != x * K + a for k, _, _ in created):
         created.append((x * K + a, 0, places[:0]))
     return created
+
+
+def _groups(codes, amounts, places):
+    """(code, summed amount, its places) for each distinct code."""
+    if not len(codes):
+        return []
+    order = np.argsort(codes)
+    codes = codes[order]
+    starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+    totals = np.add.reduceat(amounts[order], starts).astype(np.int64).tolist()
+    places = places[order]
+    bounds = starts.tolist() + [len(codes)]
+    return [(code, n, places[s:e]) for code, n, s, e
+            in zip(codes[starts].tolist(), totals, bounds, bounds[1:])]
 
 
 def piece_validator(*, split_by_whitespace, max_piece_length, allow_whitespace_only_pieces):
