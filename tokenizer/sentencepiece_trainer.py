@@ -201,13 +201,10 @@ def bpe_merges(word_counts, n_merges, valid, joins=None, verbose=False, progress
                 print(f"merge {len(merged)}/{n_merges}: {piece!r} x{n}")
             x = len(pieces)
             pieces.append(piece)
-            created = _merge(key, x, K, where.pop(key), layout, mark, counts)
+            places, start, end = where.pop(key)
+            keys, totals = _merge(key, x, K, places[start:end], layout, mark, counts, where)
             del counts[key]
-            for new_key, n_new, slots in created:
-                counts[new_key] = n_new  # kept at 0 too: see the end
-                if n_new == 0:
-                    continue
-                where[new_key] = slots
+            for new_key, n_new in zip(keys, totals):
                 if n_new < floor:
                     low.setdefault(n_new.bit_length(), []).append(new_key)
                 elif valid(pieces[new_key // K] + pieces[new_key % K]):
@@ -259,13 +256,15 @@ def _initial_pairs(tok, weight, K):
     totals = np.add.reduceat(weight[left], starts).astype(np.int64).tolist() if len(keys) else []
     bounds = starts.tolist() + [len(keys)]
     unique = keys[starts].tolist()
-    where = {k: left[i:j] for k, i, j in zip(unique, bounds, bounds[1:])}
+    where = dict(zip(unique, zip(itertools.repeat(left), bounds, bounds[1:])))
     return dict(zip(unique, totals)), where
 
 
-def _merge(key, x, K, slots, layout, mark, counts):
+def _merge(key, x, K, slots, layout, mark, counts, where):
     """Merge the pair `key` into the new symbol x at the slots where it still is; lower the
-    counts of the pairs this breaks; return the pairs it creates as (pair, count, slots).
+    counts of the pairs this breaks; count the pairs it creates and note where they are
+    (`where`: pair -> (slots, start, end), the slot of each occurrence's left symbol in
+    slots[start:end]); return them as (pairs, counts).
 
     Every pair created holds x, so it is new: a symbol t just before an occurrence turns the
     pair (t, a) into (t, x), one just after it (b, t) into (x, t), for the same count. Two
@@ -308,46 +307,47 @@ def _merge(key, x, K, slots, layout, mark, counts):
         codes = np.concatenate((old_before[left], old_after[right] + K))
         amounts = np.concatenate((c[left], c[right]))
         places = np.concatenate((before[left], i[right]))  # the slot of the left symbol
-        created = []
-        for t, n, where in _groups(codes, amounts, places):
-            if t < K:
-                counts[t * K + a] -= n
-                created.append((t * K + x, n, where))
-            else:
-                counts[b * K + t - K] -= n
-                created.append((x * K + t - K, n, where))
-        return created
-    broken_left = (old_before >= 0) & ~after_another
-    broken_right = old_after >= 0
-    before = prv[i]  # where two occurrences touched, the x before
-    new_before = tok[before]
-    new_left = new_before >= 0
-    new_right = broken_right & ~touching
-    codes = np.concatenate((old_before[broken_left] * K + a, b * K + old_after[broken_right]))
-    amounts = np.concatenate((c[broken_left], c[broken_right]))
-    for k, n, _ in _groups(codes, amounts, codes):
-        counts[k] -= n
-    codes = np.concatenate((new_before[new_left] * K + x, x * K + old_after[new_right]))
-    amounts = np.concatenate((c[new_left], c[new_right]))
-    places = np.concatenate((before[new_left], i[new_right]))
-    created = list(_groups(codes, amounts, places))
-    if all(k != x * K + a for k, _, _ in created):
-        created.append((x * K + a, 0, places[:0]))
-    return created
+        codes, totals, bounds, places = _groups(codes, amounts, places)
+        after = codes >= K
+        codes[after] -= K
+        broken = np.where(after, b * K + codes, codes * K + a).tolist()
+        keys = np.where(after, x * K + codes, codes * K + x).tolist()
+        for k, n in zip(broken, totals):
+            counts[k] -= n
+    else:
+        broken_left = (old_before >= 0) & ~after_another
+        broken_right = old_after >= 0
+        before = prv[i]  # where two occurrences touched, the x before
+        new_before = tok[before]
+        new_left = new_before >= 0
+        new_right = broken_right & ~touching
+        codes = np.concatenate((old_before[broken_left] * K + a, b * K + old_after[broken_right]))
+        amounts = np.concatenate((c[broken_left], c[broken_right]))
+        codes, totals, _, _ = _groups(codes, amounts, codes)
+        for k, n in zip(codes.tolist(), totals):
+            counts[k] -= n
+        codes = np.concatenate((new_before[new_left] * K + x, x * K + old_after[new_right]))
+        amounts = np.concatenate((c[new_left], c[new_right]))
+        places = np.concatenate((before[new_left], i[new_right]))
+        keys, totals, bounds, places = _groups(codes, amounts, places)
+        keys = keys.tolist()
+        if x * K + a not in keys:
+            counts[x * K + a] = 0
+    counts.update(zip(keys, totals))
+    where.update(zip(keys, zip(itertools.repeat(places), bounds, bounds[1:])))
+    return keys, totals
 
 
 def _groups(codes, amounts, places):
-    """(code, summed amount, its places) for each distinct code."""
+    """(distinct codes, the sum of amounts for each, bounds of each one's run in places,
+    places in code order)."""
     if not len(codes):
-        return []
+        return codes, [], [0], places
     order = np.argsort(codes)
     codes = codes[order]
     starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
     totals = np.add.reduceat(amounts[order], starts).astype(np.int64).tolist()
-    places = places[order]
-    bounds = starts.tolist() + [len(codes)]
-    return [(code, n, places[s:e]) for code, n, s, e
-            in zip(codes[starts].tolist(), totals, bounds, bounds[1:])]
+    return codes[starts], totals, starts.tolist() + [len(codes)], places[order]
 
 
 def piece_validator(*, split_by_whitespace, max_piece_length, allow_whitespace_only_pieces):
