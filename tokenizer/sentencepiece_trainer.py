@@ -150,7 +150,7 @@ def bpe_merges(word_counts, n_merges, valid, joins=None, verbose=False, progress
     tok, prv, nxt, weight = layout
     pieces = list(alphabet)  # id -> piece string
     K = len(pieces) + n_merges + 1  # a pair (l, r) is the int l * K + r
-    counts, where = _initial_pairs(tok, weight, K)
+    counts, where = _initial_pairs(tok, weight, len(pieces), K)
 
     def entry(key, n):
         left, right = pieces[key // K], pieces[key % K]
@@ -246,18 +246,22 @@ def _lay_out(words, freqs, joins):
     return alphabet, (tok, prv, nxt, weight)
 
 
-def _initial_pairs(tok, weight, K):
-    """({pair: count}, {pair: slots of its left symbol}) for every adjacent pair of symbols."""
+def _initial_pairs(tok, weight, n_chars, K):
+    """({pair: count}, {pair: (slots, start, end)}) for every adjacent pair of characters:
+    the slots of each occurrence's first character are slots[start:end]."""
     left = np.flatnonzero((tok[:-1] >= 0) & (tok[1:] >= 0))
-    keys = tok[left] * K + tok[left + 1]
-    order = np.argsort(keys)
-    keys, left = keys[order], left[order]
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else left[:0]
-    totals = np.add.reduceat(weight[left], starts).astype(np.int64).tolist() if len(keys) else []
-    bounds = starts.tolist() + [len(keys)]
-    unique = keys[starts].tolist()
-    where = dict(zip(unique, zip(itertools.repeat(left), bounds, bounds[1:])))
-    return dict(zip(unique, totals)), where
+    codes = tok[left] * n_chars + tok[left + 1]  # dense: numpy radix-sorts 16-bit codes
+    order = np.argsort(codes.astype(np.uint16) if n_chars <= 256 else codes, kind="stable")
+    codes, left = codes[order], left[order]
+    if not len(codes):
+        return {}, {}
+    starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+    totals = np.add.reduceat(weight[left], starts).astype(np.int64).tolist()
+    bounds = starts.tolist() + [len(codes)]
+    first, second = np.divmod(codes[starts], n_chars)
+    keys = (first * K + second).tolist()
+    where = dict(zip(keys, zip(itertools.repeat(left), bounds, bounds[1:])))
+    return dict(zip(keys, totals)), where
 
 
 def _merge(key, x, K, slots, layout, mark, counts, where):
