@@ -575,7 +575,16 @@ def test_count_words_splits_as_the_rule_says(whitespace_only):
                  for _ in range(25_000)]
     expected = Counter(w for s in sentences for w in rule.findall(s))
     assert count_words(sentences, allow_whitespace_only_pieces=whitespace_only) == expected
+    assert count_words(sentences, allow_whitespace_only_pieces=whitespace_only,
+                       workers=3) == expected
     assert count_words(sentences, split_by_whitespace=False) == Counter(sentences)
+
+
+def test_training_is_the_same_for_any_number_of_workers():
+    text = "\n".join([stdlib_slice()] * 20)  # 11k lines: more than one batch of sentences
+    one = SentencePieceTokenizer().train(text, 600)
+    two = SentencePieceTokenizer().train(text, 600, workers=2)
+    assert (two.pieces, two.scores) == (one.pieces, one.scores)
 
 
 def test_training_matches_spm_train_on_random_tiny_corpora(spm, tmp_path):

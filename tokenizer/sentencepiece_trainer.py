@@ -13,6 +13,9 @@ minus its merge order), not as a pair of ids.
 """
 import heapq
 import itertools
+import multiprocessing
+import os
+import queue
 import re
 import struct
 from collections import Counter
@@ -25,7 +28,7 @@ SPACE = "\u2581"  # ▁, what a space becomes inside a piece
 
 def learn_pieces(sentences, vocab_size, n_reserved, *, character_coverage=0.9995,
                  split_digits=False, split_by_whitespace=True, max_piece_length=16,
-                 allow_whitespace_only_pieces=False, verbose=False, progress=False):
+                 allow_whitespace_only_pieces=False, workers=1, verbose=False, progress=False):
     """(merged pieces in merge order, kept characters most frequent first) for a model of
     `vocab_size` pieces of which `n_reserved` (<unk> <s> </s>, user symbols, bytes) are fixed.
 
@@ -35,7 +38,7 @@ def learn_pieces(sentences, vocab_size, n_reserved, *, character_coverage=0.9995
     """
     word_counts = count_words(sentences, split_by_whitespace=split_by_whitespace,
                               allow_whitespace_only_pieces=allow_whitespace_only_pieces,
-                              progress=progress)
+                              workers=workers, progress=progress)
     char_counts = count_characters(word_counts)
     char_counts.pop("\0", None)  # spm_train never makes NUL a piece
     chars = kept_characters(char_counts, character_coverage)
@@ -56,29 +59,26 @@ def learn_pieces(sentences, vocab_size, n_reserved, *, character_coverage=0.9995
 
 
 def count_words(sentences, *, split_by_whitespace=True, allow_whitespace_only_pieces=False,
-                progress=False):
+                workers=1, progress=False):
     """{word: count}: a word starts at every ▁ (with allow_whitespace_only_pieces: at every
     run of ▁) and at the start of a sentence; without split_by_whitespace a sentence is one word.
 
     The usual case is str.split at ▁, counting the parts (the word less its ▁) in C; a part
     that spans a sentence end ("x\n" before "▁y" on the next line) is cut there once, at the
-    end, per distinct part. Sentences hold no newline, so "\n" can join a batch of them.
+    end, per distinct part. Sentences hold no newline, so "\n" joins a batch of them.
+    With workers > 1, worker processes count the batches, each into one running count sent
+    back at the end; sums do not depend on who counted what, so neither does the result.
     """
-    words_re = re.compile(f"{SPACE}+[^{SPACE}\n]*|[^{SPACE}\n]+")  # the general rule
-    parts, lead = Counter(), Counter()  # after a ▁; a batch's first part, before any ▁
-    sentences = iter(sentences)
+    rule = ("sentences" if not split_by_whitespace else
+            "runs" if allow_whitespace_only_pieces else "split")
     bar = tqdm(unit="char", unit_scale=True, desc="counting words") if progress else None
-    while batch := list(itertools.islice(sentences, 10_000)):
-        if not split_by_whitespace:
-            lead.update(batch)
-        elif allow_whitespace_only_pieces:
-            lead.update(words_re.findall("\n".join(batch)))
-        else:
-            split = "\n".join(batch).split(SPACE)
-            lead.update(split[0].split("\n"))
-            parts.update(itertools.islice(split, 1, None))
-        if bar is not None:
-            bar.update(sum(map(len, batch)))
+    batches = _batches(sentences, bar)
+    if workers > 1:
+        parts, lead = _count_in_workers(rule, batches, workers)
+    else:
+        parts, lead = Counter(), Counter()
+        for text in batches:
+            _count_batch(rule, text, parts, lead)
     if bar is not None:
         bar.close()
     words = Counter()
@@ -92,6 +92,75 @@ def count_words(sentences, *, split_by_whitespace=True, allow_whitespace_only_pi
         words[word] += n
     words.pop("", None)
     return words
+
+
+def _batches(sentences, bar):
+    """Sentences joined by "\n", ~1 M characters at a time."""
+    sentences = iter(sentences)
+    while batch := list(itertools.islice(sentences, 10_000)):
+        text = "\n".join(batch)
+        if bar is not None:
+            bar.update(len(text))
+        yield text
+
+
+_RUNS = re.compile(f"{SPACE}+[^{SPACE}\n]*|[^{SPACE}\n]+")  # words with allow_whitespace_only_pieces
+
+
+def _count_batch(rule, text, parts, lead):
+    """Add a batch's words to `parts` (what follows a ▁, to the next one) and `lead` (whole
+    words not after a ▁)."""
+    if rule == "sentences":
+        lead.update(text.split("\n"))
+    elif rule == "runs":
+        lead.update(_RUNS.findall(text))
+    else:
+        split = text.split(SPACE)
+        lead.update(split[0].split("\n"))
+        parts.update(itertools.islice(split, 1, None))
+
+
+def _count_in_workers(rule, batches, workers):
+    """(parts, lead) summed over worker processes that count the batches."""
+    ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    tasks, results = ctx.Queue(2 * workers), ctx.Queue()
+    procs = [ctx.Process(target=_count_worker, args=(rule, tasks, results), daemon=True)
+             for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    try:
+        for text in itertools.chain(batches, [None] * workers):  # None: no more work
+            _wait_on(procs, lambda t: tasks.put(text, timeout=t))
+        parts, lead = Counter(), Counter()
+        for _ in procs:
+            more_parts, more_lead = _wait_on(procs, lambda t: results.get(timeout=t))
+            parts.update(more_parts)
+            lead.update(more_lead)
+        return parts, lead
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+            proc.join()
+
+
+def _count_worker(rule, tasks, results):
+    parts, lead = Counter(), Counter()
+    for text in iter(tasks.get, None):
+        _count_batch(rule, text, parts, lead)
+    results.put((parts, lead))
+
+
+def _wait_on(procs, op):
+    """op(timeout), a queue put or get, retried until it succeeds; raises if a worker died."""
+    while True:
+        try:
+            return op(0.5)
+        except (queue.Full, queue.Empty):
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"a word-counting worker failed (exit code {dead[0]}; "
+                                   f"its traceback, if any, is above)") from None
 
 
 def count_characters(word_counts):
