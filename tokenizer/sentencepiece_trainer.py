@@ -10,7 +10,14 @@ only the characters covering `character_coverage` of the text become pieces (the
 spelled in byte pieces or `<unk>` when encoding); words are cut at `▁`, not by a regex, and the
 `▁` stays in front of the word (`▁the`); a merge is recorded as the merged piece (its score is
 minus its merge order), not as a pair of ids.
+
+Speed rests on trainer.py's two ideas: count unique words (in worker processes), then never
+recount (per-merge pair-count updates, a lazy heap). The merge step itself is different: words
+cut only at spaces are many and long (on 20 MB of Python source, 292k unique words of 17
+characters on average, against ~90k short GPT-4 chunks), so instead of a Python loop per
+occurrence, each merge updates all its occurrences at once in numpy arrays (see bpe_merges).
 """
+import gc
 import heapq
 import itertools
 import multiprocessing
@@ -104,7 +111,8 @@ def _batches(sentences, bar):
         yield text
 
 
-_RUNS = re.compile(f"{SPACE}+[^{SPACE}\n]*|[^{SPACE}\n]+")  # words with allow_whitespace_only_pieces
+# the words with allow_whitespace_only_pieces
+_RUNS = re.compile(f"{SPACE}+[^{SPACE}\n]*|[^{SPACE}\n]+")
 
 
 def _count_batch(rule, text, parts, lead):
@@ -236,6 +244,8 @@ def bpe_merges(word_counts, n_merges, valid, joins=None, verbose=False, progress
     merged, have = [], set()
     mark = np.zeros(len(tok), dtype=bool)  # scratch: which slots are in the merge at hand
     bar = tqdm(total=n_merges, unit="merge", desc="merging") if progress else None
+    gc_was_on = gc.isenabled()
+    gc.disable()  # ~10^5 small long-lived tuples: collections would only rescan them (~5%)
     try:
         while len(merged) < n_merges:
             if not heap or -heap[0][0] < floor:
@@ -279,6 +289,8 @@ def bpe_merges(word_counts, n_merges, valid, joins=None, verbose=False, progress
                 elif valid(pieces[new_key // K] + pieces[new_key % K]):
                     heapq.heappush(heap, entry(new_key, n_new))
     finally:
+        if gc_was_on:
+            gc.enable()
         if bar is not None:
             bar.close()
     if len(merged) < n_merges:
