@@ -319,8 +319,8 @@ def _lay_out(words, freqs, joins):
     index = np.int32 if n < 2**31 else np.int64
     tok = np.full(n, -1, dtype=np.int32)
     tok[slots] = ids[cps]
-    weight = np.zeros(n, dtype=np.float64)  # floats: np.bincount sums them (exact below 2**53)
-    weight[slots] = np.repeat(np.asarray(freqs, dtype=np.float64), lens)
+    weight = np.zeros(n, dtype=np.int64)
+    weight[slots] = np.repeat(np.asarray(freqs, dtype=np.int64), lens)
     prv = np.arange(-1, n - 1, dtype=index)
     nxt = np.arange(1, n + 1, dtype=index)
     nxt[-1] = n - 1  # the last free slot: never followed, but must index
@@ -339,7 +339,7 @@ def _initial_pairs(tok, weight, n_chars, K):
     if not len(codes):
         return {}, {}
     starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
-    totals = np.add.reduceat(weight[left], starts).astype(np.int64).tolist()
+    totals = np.add.reduceat(weight[left], starts).tolist()
     bounds = starts.tolist() + [len(codes)]
     first, second = np.divmod(codes[starts], n_chars)
     keys = (first * K + second).tolist()
@@ -435,7 +435,7 @@ def _groups(codes, amounts, places):
     order = np.argsort(codes)
     codes = codes[order]
     starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
-    totals = np.add.reduceat(amounts[order], starts).astype(np.int64).tolist()
+    totals = np.add.reduceat(amounts[order], starts).tolist()
     return codes[starts], totals, starts.tolist() + [len(codes)], places[order]
 
 
