@@ -101,7 +101,7 @@ def count_words(sentences, *, split_by_whitespace=True, allow_whitespace_only_pi
 
 
 def _batches(sentences, bar):
-    """Sentences joined by "\n", ~1 M characters at a time."""
+    """Sentences joined by "\n", 10,000 at a time (~0.5 M characters of code)."""
     sentences = iter(sentences)
     while batch := list(itertools.islice(sentences, 10_000)):
         text = "\n".join(batch)
