@@ -395,13 +395,14 @@ def _merge(key, x, K, slots, layout, mark, counts, where):
         amounts = np.concatenate((c[left], c[right]))
         places = np.concatenate((before[left], i[right]))  # the slot of the left symbol
         codes, totals, bounds, places = _groups(codes, amounts, places)
-        codes = codes.astype(np.int64)  # pair keys outgrow 32 bits
-        after = codes >= K
-        codes[after] -= K
-        broken = np.where(after, b * K + codes, codes * K + a).tolist()
-        keys = np.where(after, x * K + codes, codes * K + x).tolist()
-        for k, n in zip(broken, totals):
-            counts[k] -= n
+        keys = []
+        for t, n in zip(codes.tolist(), totals):
+            if t < K:
+                counts[t * K + a] -= n
+                keys.append(t * K + x)
+            else:
+                counts[b * K + t - K] -= n
+                keys.append(x * K + t - K)
     else:
         old_before, old_after = old_before.astype(np.int64), old_after.astype(np.int64)
         broken_left = (old_before >= 0) & ~after_another
