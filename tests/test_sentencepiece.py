@@ -20,6 +20,7 @@ from tokenizer.protobuf import Field
 from tokenizer.sentencepiece import (BYTE, CONTROL, MISTRAL_MODELS, NORMAL, UNKNOWN, UNUSED,
                                      USER_DEFINED, SentencePieceTokenizer, byte_piece,
                                      is_sentencepiece_model, mistral_model_path)
+from tokenizer import sentencepiece_trainer
 from tokenizer.sentencepiece_trainer import bpe_merges, count_words, piece_validator
 
 
@@ -566,11 +567,12 @@ def test_merges_on_real_text_equal_the_slow_reference():
 
 
 @pytest.mark.parametrize("whitespace_only", [False, True])
-def test_count_words_splits_as_the_rule_says(whitespace_only):
+def test_count_words_splits_as_the_rule_says(whitespace_only, monkeypatch):
+    monkeypatch.setattr(sentencepiece_trainer, "_BATCH_CHARS", 10_000)  # many batches
     # the rule as a regex: a word starts at every ▁ (or run of ▁) and at a sentence start
     rule = re.compile("▁+[^▁]*|[^▁]+" if whitespace_only else "▁[^▁]*|[^▁]+")
     r = random.Random(0)
-    # more sentences than one batch, some ending in ▁, some starting without one
+    # some ending in ▁, some starting without one
     sentences = ["".join(r.choice("ab▁▁é") for _ in range(r.randint(1, 9)))
                  for _ in range(25_000)]
     expected = Counter(w for s in sentences for w in rule.findall(s))
@@ -580,8 +582,20 @@ def test_count_words_splits_as_the_rule_says(whitespace_only):
     assert count_words(sentences, split_by_whitespace=False) == Counter(sentences)
 
 
-def test_training_is_the_same_for_any_number_of_workers():
-    text = "\n".join([stdlib_slice()] * 20)  # 11k lines: more than one batch of sentences
+@pytest.mark.parametrize("dummy", [True, False])
+def test_training_sentences_are_the_nonempty_lines(dummy):
+    docs = ["\n\nfirst line\n\n\n  two  spaces\nlast", "one", "", "\n", "x\n\n"]
+    prefix = "▁" if dummy else ""
+    expected = [prefix + line.replace(" ", "▁") for doc in docs for line in doc.split("\n")
+                if line]
+    tok = SentencePieceTokenizer().train("a b", 3 + 256 + 3, add_dummy_prefix=dummy)
+    got = [s for text in tok.training_sentences(docs) for s in text.split("\n")]
+    assert got == expected
+
+
+def test_training_is_the_same_for_any_number_of_workers(monkeypatch):
+    monkeypatch.setattr(sentencepiece_trainer, "_BATCH_CHARS", 10_000)  # many batches
+    text = "\n".join([stdlib_slice()] * 3)
     one = SentencePieceTokenizer().train(text, 600)
     two = SentencePieceTokenizer().train(text, 600, workers=2)
     assert (two.pieces, two.scores) == (one.pieces, one.scores)

@@ -608,7 +608,8 @@ class SentencePieceTokenizer:
         spm_train reads its input, with spaces as ▁ and the dummy prefix, cut at user-defined
         symbols (they are frozen when encoding, so no merge may cross or enter them). Newlines
         are therefore never inside a piece: encoding spells them with byte pieces, as Llama and
-        Mistral do."""
+        Mistral do. In the usual case a document's sentences come as one string, joined by
+        "\n" (str methods over the whole document instead of a Python step per line)."""
         docs = [text_or_docs] if isinstance(text_or_docs, str) else text_or_docs
         # the usual case, done a document at a time: what normalize() does to each line
         simple = self._units is None and not self._normalizer("remove_extra_whitespaces") \
@@ -617,9 +618,12 @@ class SentencePieceTokenizer:
         as_suffix = self._trainer("treat_whitespace_as_suffix")
         for doc in docs:
             if simple:
-                for line in fix_surrogates(doc).replace(" ", SPACE).split("\n"):
-                    if line:
-                        yield line + dummy if as_suffix else dummy + line
+                text = _EMPTY_LINES.sub("\n", fix_surrogates(doc).replace(" ", SPACE)).strip("\n")
+                if text and dummy:
+                    text = (text.replace("\n", dummy + "\n") + dummy if as_suffix
+                            else dummy + text.replace("\n", "\n" + dummy))
+                if text:
+                    yield text
                 continue
             for line in doc.split("\n"):
                 normalized = self.normalize(line)
@@ -696,6 +700,9 @@ def mistral_model_path(version="v1", cache=None) -> Path:
 def _short_name(path):
     name = path.name
     return name[:-len(".model")] if name.endswith(".model") else name
+
+
+_EMPTY_LINES = re.compile("\n\n+")  # (spm_train skips empty lines)
 
 
 # ---- the layout of a trained model --------------------------------------------------------------

@@ -39,7 +39,8 @@ def learn_pieces(sentences, vocab_size, n_reserved, *, character_coverage=0.9995
     """(merged pieces in merge order, kept characters most frequent first) for a model of
     `vocab_size` pieces of which `n_reserved` (<unk> <s> </s>, user symbols, bytes) are fixed.
 
-    sentences: normalized strings holding no newline (see SentencePieceTokenizer.training_sentences).
+    sentences: normalized sentences (see SentencePieceTokenizer.training_sentences); a string
+    may hold several, joined by "\n".
     vocab_size counts everything, as in spm_train, so the number of merges is what is left
     after the reserved pieces and the kept characters.
     """
@@ -72,7 +73,8 @@ def count_words(sentences, *, split_by_whitespace=True, allow_whitespace_only_pi
 
     The usual case is str.split at ▁, counting the parts (the word less its ▁) in C; a part
     that spans a sentence end ("x\n" before "▁y" on the next line) is cut there once, at the
-    end, per distinct part. Sentences hold no newline, so "\n" joins a batch of them.
+    end, per distinct part. A sentence holds no newline, so "\n" joins a batch of them (and
+    a string given may be several sentences so joined).
     With workers > 1, worker processes count the batches, each into one running count sent
     back at the end; sums do not depend on who counted what, so neither does the result.
     """
@@ -100,14 +102,24 @@ def count_words(sentences, *, split_by_whitespace=True, allow_whitespace_only_pi
     return words
 
 
+_BATCH_CHARS = 1 << 20  # per batch: large enough to amortise a worker's pickling
+
+
 def _batches(sentences, bar):
-    """Sentences joined by "\n", 10,000 at a time (~0.5 M characters of code)."""
-    sentences = iter(sentences)
-    while batch := list(itertools.islice(sentences, 10_000)):
-        text = "\n".join(batch)
+    """Sentences joined by "\n", about a million characters at a time."""
+    batch, size = [], 0
+    for sentence in sentences:
+        batch.append(sentence)
+        size += len(sentence)
+        if size >= _BATCH_CHARS:
+            if bar is not None:
+                bar.update(size)
+            yield "\n".join(batch)
+            batch, size = [], 0
+    if batch:
         if bar is not None:
-            bar.update(len(text))
-        yield text
+            bar.update(size)
+        yield "\n".join(batch)
 
 
 # the words with allow_whitespace_only_pieces
