@@ -7,8 +7,10 @@ data/cache/mistral-common/) are optional: the tests that need them skip without 
 """
 import inspect
 import random
+import re
 import subprocess
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ from tokenizer.protobuf import Field
 from tokenizer.sentencepiece import (BYTE, CONTROL, MISTRAL_MODELS, NORMAL, UNKNOWN, UNUSED,
                                      USER_DEFINED, SentencePieceTokenizer, byte_piece,
                                      is_sentencepiece_model, mistral_model_path)
+from tokenizer import sentencepiece_trainer
+from tokenizer.sentencepiece_trainer import bpe_merges, count_words, piece_validator
 
 
 
@@ -498,6 +502,103 @@ def test_training_counts_overlapping_pairs():
     tok = SentencePieceTokenizer().train("aaa\n" * 10 + "bc\n" * 15, 3 + 3 + 2,
                                          byte_fallback=False, add_dummy_prefix=False)
     assert tok.pieces[3:5] == ["aa", "bc"]
+
+
+def reference_merges(word_counts, n_merges, valid):
+    """The spec of sentencepiece_trainer.bpe_merges, the slow way: recount every pair after
+    every merge (overlaps counted), take the most frequent valid pair whose piece is new
+    (ties: shorter piece, smaller piece, smaller left part), merge it left to right."""
+    words = {tuple(w): n for w, n in word_counts.items()}
+    merged = []
+    while len(merged) < n_merges:
+        counts = Counter()
+        for w, n in words.items():
+            for pair in zip(w, w[1:]):
+                counts[pair] += n
+        candidates = [(-n, len(l + r), l + r, l, r) for (l, r), n in counts.items()
+                      if valid(l + r) and l + r not in merged]
+        if not candidates:
+            break
+        _, _, piece, left, right = min(candidates)
+        merged.append(piece)
+        new_words = Counter()
+        for w, n in words.items():
+            out, k = [], 0
+            while k < len(w):
+                if w[k:k + 2] == (left, right):
+                    out.append(piece)
+                    k += 2
+                else:
+                    out.append(w[k])
+                    k += 1
+            new_words[tuple(out)] += n
+        words = new_words
+    return merged
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_merges_equal_the_slow_reference(seed):
+    """Small alphabets make runs that overlap ("aaaa") and merged occurrences that touch
+    ("abab" -> x x), which the fast trainer handles in a separate path."""
+    r = random.Random(seed)
+    alphabet = r.choice(["ab", "aab", "abc", "ab▁", "aabbc▁▁"])
+    words = Counter("".join(r.choice(alphabet) for _ in range(r.randint(1, 12)))
+                    for _ in range(r.randint(5, 60)))
+    valid = piece_validator(split_by_whitespace=r.random() < 0.5,
+                            max_piece_length=r.choice([3, 5, 16]),
+                            allow_whitespace_only_pieces=r.random() < 0.5)
+    expected = reference_merges(words, 40, valid)
+    assert bpe_merges(words, len(expected), valid) == expected
+
+
+def test_merges_on_real_text_equal_the_slow_reference():
+    words = count_words(SentencePieceTokenizer().training_sentences(stdlib_slice()[:8000]))
+    valid = piece_validator(split_by_whitespace=True, max_piece_length=16,
+                            allow_whitespace_only_pieces=False)
+    expected = reference_merges(words, 150, valid)
+    assert bpe_merges(words, 150, valid) == expected
+    # characters that join nothing cut words, as if they were spaces
+    joins = lambda ch: ch not in "e_"  # noqa: E731
+    cut = Counter()
+    for word, n in words.items():
+        for part in re.split("[e_]", word):
+            cut[part] += n
+    assert bpe_merges(words, 150, valid, joins) == reference_merges(cut, 150, valid)
+
+
+@pytest.mark.parametrize("whitespace_only", [False, True])
+def test_count_words_splits_as_the_rule_says(whitespace_only, monkeypatch):
+    monkeypatch.setattr(sentencepiece_trainer, "_BATCH_CHARS", 10_000)  # many batches
+    # the rule as a regex: a word starts at every ▁ (or run of ▁) and at a sentence start
+    rule = re.compile("▁+[^▁]*|[^▁]+" if whitespace_only else "▁[^▁]*|[^▁]+")
+    r = random.Random(0)
+    # some ending in ▁, some starting without one
+    sentences = ["".join(r.choice("ab▁▁é") for _ in range(r.randint(1, 9)))
+                 for _ in range(25_000)]
+    expected = Counter(w for s in sentences for w in rule.findall(s))
+    assert count_words(sentences, allow_whitespace_only_pieces=whitespace_only) == expected
+    assert count_words(sentences, allow_whitespace_only_pieces=whitespace_only,
+                       workers=3) == expected
+    assert count_words(sentences, split_by_whitespace=False) == Counter(sentences)
+
+
+@pytest.mark.parametrize("dummy", [True, False])
+def test_training_sentences_are_the_nonempty_lines(dummy):
+    docs = ["\n\nfirst line\n\n\n  two  spaces\nlast", "one", "", "\n", "x\n\n"]
+    prefix = "▁" if dummy else ""
+    expected = [prefix + line.replace(" ", "▁") for doc in docs for line in doc.split("\n")
+                if line]
+    tok = SentencePieceTokenizer().train("a b", 3 + 256 + 3, add_dummy_prefix=dummy)
+    got = [s for text in tok.training_sentences(docs) for s in text.split("\n")]
+    assert got == expected
+
+
+def test_training_is_the_same_for_any_number_of_workers(monkeypatch):
+    monkeypatch.setattr(sentencepiece_trainer, "_BATCH_CHARS", 10_000)  # many batches
+    text = "\n".join([stdlib_slice()] * 3)
+    one = SentencePieceTokenizer().train(text, 600)
+    two = SentencePieceTokenizer().train(text, 600, workers=2)
+    assert (two.pieces, two.scores) == (one.pieces, one.scores)
 
 
 def test_training_matches_spm_train_on_random_tiny_corpora(spm, tmp_path):

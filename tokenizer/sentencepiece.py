@@ -567,7 +567,7 @@ class SentencePieceTokenizer:
     def train(self, text_or_docs, vocab_size, *, byte_fallback=True, character_coverage=0.9995,
               split_digits=False, split_by_whitespace=True, max_piece_length=16,
               user_defined_symbols=(), add_dummy_prefix=True, allow_whitespace_only_pieces=False,
-              verbose=False, progress=False):
+              workers=1, verbose=False, progress=False):
         """Learn a SentencePiece BPE model of `vocab_size` pieces in all, as spm_train would.
 
         text_or_docs: a str or an iterable of str documents; each line is a sentence, as in
@@ -576,8 +576,10 @@ class SentencePieceTokenizer:
         script data; it is off here), normalizers other than identity, removing extra spaces,
         sampling sentences; and no line is skipped for length (spm_train drops lines over
         max_sentence_length, 4192 bytes by default).
-        The merges are greedy and exact (see sentencepiece_trainer.bpe_merges); spm_train instead re-ranks only its
-        most frequent pairs every 100 merges, so on large corpora the two can part ways.
+        The merges are greedy and exact (see sentencepiece_trainer.bpe_merges); spm_train instead
+        re-ranks only its most frequent pairs every 100 merges, so on large corpora the two can
+        part ways. workers: processes that count the words (the result is the same for any
+        number; spm_train's --num_threads is the like).
         """
         if not isinstance(vocab_size, int) or vocab_size < 1:
             raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
@@ -588,8 +590,8 @@ class SentencePieceTokenizer:
             base.training_sentences(text_or_docs), vocab_size, len(pieces),
             character_coverage=character_coverage, split_digits=split_digits,
             split_by_whitespace=split_by_whitespace, max_piece_length=max_piece_length,
-            allow_whitespace_only_pieces=allow_whitespace_only_pieces, verbose=verbose,
-            progress=progress)
+            allow_whitespace_only_pieces=allow_whitespace_only_pieces, workers=workers,
+            verbose=verbose, progress=progress)
         taken = {p for p, _, _ in pieces}
         new = [p for p in merged + chars if p not in taken]  # a user symbol may also be a char
         pieces += [(p, -float(k), NORMAL) for k, p in enumerate(new)]
@@ -606,7 +608,8 @@ class SentencePieceTokenizer:
         spm_train reads its input, with spaces as ▁ and the dummy prefix, cut at user-defined
         symbols (they are frozen when encoding, so no merge may cross or enter them). Newlines
         are therefore never inside a piece: encoding spells them with byte pieces, as Llama and
-        Mistral do."""
+        Mistral do. In the usual case a document's sentences come as one string, joined by
+        "\n" (str methods over the whole document instead of a Python step per line)."""
         docs = [text_or_docs] if isinstance(text_or_docs, str) else text_or_docs
         # the usual case, done a document at a time: what normalize() does to each line
         simple = self._units is None and not self._normalizer("remove_extra_whitespaces") \
@@ -615,9 +618,12 @@ class SentencePieceTokenizer:
         as_suffix = self._trainer("treat_whitespace_as_suffix")
         for doc in docs:
             if simple:
-                for line in fix_surrogates(doc).replace(" ", SPACE).split("\n"):
-                    if line:
-                        yield line + dummy if as_suffix else dummy + line
+                text = _EMPTY_LINES.sub("\n", fix_surrogates(doc).replace(" ", SPACE)).strip("\n")
+                if text and dummy:
+                    text = (text.replace("\n", dummy + "\n") + dummy if as_suffix
+                            else dummy + text.replace("\n", "\n" + dummy))
+                if text:
+                    yield text
                 continue
             for line in doc.split("\n"):
                 normalized = self.normalize(line)
@@ -694,6 +700,9 @@ def mistral_model_path(version="v1", cache=None) -> Path:
 def _short_name(path):
     name = path.name
     return name[:-len(".model")] if name.endswith(".model") else name
+
+
+_EMPTY_LINES = re.compile("\n\n+")  # (spm_train skips empty lines)
 
 
 # ---- the layout of a trained model --------------------------------------------------------------
