@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from model.gpt import GPT, GPTConfig
 from studies.common import StudyError, kl_divergence, load_study_config
-from studies.gist import (GistConfig, body_params, break_even, check_ks, cont_logits, kl, run_study, run_task,
-                          synthetic_example, synthetic_floors, synthetic_prompts, train_gist)
+from studies.gist import (GistConfig, body_params, break_even, check_ks, cont_logits, kl, results_markdown,
+                          run_study, run_task, synthetic_example, synthetic_floors, synthetic_prompts, train_gist)
 from tokenizer import RegexTokenizer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -212,12 +212,15 @@ def test_synthetic_floors_by_hand():
 def micro_study(tmp_path_factory, one_torch_thread):
     """The whole study at micro size: a briefly trained byte-level base (its effects are not asserted)."""
     out = tmp_path_factory.mktemp("gist")
+    threads = torch.get_num_threads()
     cfg = load_study_config(GistConfig, None, [
         f"--out_dir={out}", "--real=false", "--ks=1,4", "--syn_keys=26", "--syn_values=26", "--syn_facts=3",
         "--syn_docs=500", "--syn_steps=30", "--syn_lr=0.01", "--syn_n_layer=2", "--syn_n_embd=32",
         "--syn_n_head=2", "--syn_block_size=32", "--syn_batch_size=8", "--n_prompts=2", "--train_conts=3",
         "--eval_conts=3", "--gist_steps=5", "--gist_batch=3"])
-    return out, run_study(cfg, progress=False)
+    s = run_study(cfg, progress=False)
+    assert torch.get_num_threads() == threads  # run_study picks its own threads and gives them back
+    return out, s
 
 
 def test_gist_study_tables_agree_with_its_per_prompt_numbers(micro_study):
@@ -255,3 +258,18 @@ def test_gist_study_writes_results(micro_study):
     assert ("this teacher barely uses its prompt" in md) == (used < 0.5)
     img = matplotlib.image.imread(out / "recovery_vs_compression.png")
     assert img.shape[0] > 300 and img.shape[1] > 400
+
+
+def test_gist_results_say_why_r_is_blank_and_when_the_teacher_is_weak(micro_study):
+    """Hand-set losses: a negative gap is named as such; a base under half the floors' gap is flagged."""
+    _, s = micro_study
+    s = json.loads(json.dumps(s))
+    t = s["tasks"][0]
+    t.update(L_full=1.0, L_none=0.9, gap_se=0.01, share_closed=0.3)
+    md = results_markdown(s)
+    assert "not above twice its standard error, so R is left blank" in md
+    assert "The gap is negative" in md
+    assert "closes 30% of that gap" in md and "this teacher barely uses its prompt" in md
+    t.update(L_full=0.5, L_none=0.9, share_closed=0.8)
+    md = results_markdown(s)
+    assert "R is left blank" not in md and "barely uses" not in md and "closes 80% of that gap" in md
