@@ -10,6 +10,7 @@ import json
 import math
 import random
 import statistics
+from pathlib import Path
 
 import matplotlib.image
 import pytest
@@ -203,9 +204,13 @@ def test_synthetic_floors_by_hand():
     full, none = synthetic_floors(cfg)
     assert full == pytest.approx(math.log(6) / 8)
     assert none == pytest.approx((math.log(26 * 25 * 24) + 3 * math.log(26)) / 8)
-    # the tiny config's task: ~0.39 nats/token with the prompt, ~2.07 without (issue 12's figures)
-    tiny = GistConfig(syn_facts=6, syn_keys=16, syn_values=26)
-    assert [round(v, 2) for v in synthetic_floors(tiny)] == [0.39, 2.07]
+    # the old tiny task: ~0.39 nats/token with the prompt, ~2.07 without (issue 12's figures)
+    old = GistConfig(syn_facts=6, syn_keys=16, syn_values=26)
+    assert [round(v, 2) for v in synthetic_floors(old)] == [0.39, 2.07]
+    # today's: 4 facts from 8 keys and 8 values, "aB cD eF gH" is 11 tokens; 4! orders, 8*7*6*5 keys, 8^4 values
+    tiny = load_study_config(GistConfig, Path(__file__).resolve().parent.parent / "configs" / "gist-tiny.toml")
+    assert (tiny.syn_facts, tiny.syn_keys, tiny.syn_values) == (4, 8, 8)
+    assert synthetic_floors(tiny) == pytest.approx((math.log(24) / 11, (math.log(8 * 7 * 6 * 5) + 4 * math.log(8)) / 11))
 
 
 @pytest.fixture(scope="module")
