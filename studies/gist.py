@@ -14,11 +14,19 @@ Conditions, on the same held-out continuations (never used to train G):
     gist  = [bos, G, x]   for each k in ks
 Recovery R = (L_none - L_gist) / (L_none - L_full): 0 = no better than dropping the prompt,
 1 = as good as the prompt (L = mean cross-entropy per token of x, nats). Compression rho = |P| / k.
+R is computed per prompt (its own gap) and reported as mean +- sd, min and max over prompts, next
+to R of the pooled losses; a prompt whose gap is within twice its standard error gets no R.
+
+Break-even. Training G costs FLOPs once; every later use of G instead of P saves the work of the
+|P| - k prompt positions it no longer processes (see `break_even`). uses = cost / saving per use.
 
 Tasks where the prompt matters:
 - synthetic: the prompt states key->value facts ("cQ aX ..."), the continuation restates them in a
   new order, so values are only predictable from the prompt. A small base model is trained on this
-  text first (so that it can read the prompt at all).
+  text first (so that it can read the prompt at all). The task's best possible losses with and
+  without the prompt are known (`synthetic_floors`); results.md says what share of the gap between
+  them the base closes, and warns when it is under half: R of a teacher that barely reads its
+  prompt says little about gists.
 - real: the opening of a play (title and cast list) as P, later passages of the same play as x; the
   cast list tells the model which names to expect. Uses a Shakespeare base model (shared with
   studies.new_tokens when the settings match). Off with --real=false.
@@ -42,7 +50,7 @@ from data.sources import iter_documents
 from studies.base_model import base_spec, ensure_base, load_base
 from studies.common import StudyError, atomic_write_text, kl_divergence, pyplot, save_figure, study_main
 from tokenizer import EOT
-from training import pick_device
+from training import pick_device, pick_threads
 
 
 @dataclass
@@ -50,25 +58,28 @@ class GistConfig:
     out_dir: str = "studies/out/gist"
     seed: int = 1337
     device: str = "cpu"
+    threads: int = 0                 # torch CPU threads; 0 = the cores not already busy (training.pick_threads)
     ks: list = field(default_factory=lambda: [1, 2, 4, 8])
-    n_prompts: int = 4               # prompts per task; each gets its own G for every k
+    n_prompts: int = 8               # prompts per task; each gets its own G for every k, R's spread is over them
     train_conts: int = 64            # continuations per prompt that train G
     eval_conts: int = 32             # held-out continuations per prompt that score it
     gist_steps: int = 200
     gist_batch: int = 16
     gist_lr: float = 0.01
     # synthetic key=value task and its base model
-    syn_keys: int = 16               # keys a..p
-    syn_values: int = 26             # values A..Z
-    syn_facts: int = 6               # facts per prompt
-    syn_docs: int = 20000            # training documents for the base model
-    syn_steps: int = 600
+    # 8/8/4 and 5000 steps at lr 0.01: the base closes 77% of the floors' gap (16/26/6 and 1500
+    # steps at 0.005 closed 5%: the lookup had not formed yet)
+    syn_keys: int = 8                # keys a..h
+    syn_values: int = 8              # values A..H
+    syn_facts: int = 4               # facts per prompt
+    syn_docs: int = 50000            # training documents for the base model
+    syn_steps: int = 5000
     syn_n_layer: int = 2
     syn_n_head: int = 4
     syn_n_embd: int = 64
     syn_block_size: int = 64
     syn_batch_size: int = 32
-    syn_lr: float = 3e-3
+    syn_lr: float = 1e-2
     # real task: opening of a play -> later passages
     real: bool = True
     real_base_ckpt: str = ""         # a train_gpt checkpoint; "" = train/reuse one in real_base_dir
@@ -254,20 +265,69 @@ def evaluate(model, bos, item: dict, gists: dict, inits: dict) -> dict:
     none = cont_logits(model, bos, x)
     gain = (F.cross_entropy(none.flatten(0, 1), x.flatten(), reduction="none")
             - F.cross_entropy(full.flatten(0, 1), x.flatten(), reduction="none"))
+    # R of this prompt is a ratio of noise when its gap is within twice the standard error of
+    # its per-token gains: left as None.
+    gap = gain.mean().item()
+    gap_se = gain.std().item() / gain.numel() ** 0.5 if gain.numel() > 1 else float("inf")
     row = {"L_full": ce(full, x), "L_none": ce(none, x), "KL_none": kl(full, none).item(),
-           "gain_per_token": gain.tolist(), "gist": {}}
+           "gap_se": gap_se, "gain_per_token": gain.tolist(), "gist": {}}
     for k, G in gists.items():
         g = cont_logits(model, bos, x, gist=G)
         g0 = cont_logits(model, bos, x, gist=inits[k])
-        row["gist"][k] = {"L_gist": ce(g, x), "KL": kl(full, g).item(), "KL_init": kl(full, g0).item()}
+        L_gist = ce(g, x)
+        row["gist"][k] = {"L_gist": L_gist, "KL": kl(full, g).item(), "KL_init": kl(full, g0).item(),
+                          "R": (row["L_none"] - L_gist) / gap if gap > 2 * gap_se else None}
     return row
 
 
+def forward_flops(model_cfg, body_params: int, n: int, m: int) -> float:
+    """FLOPs of one forward over n positions with logits at the last m (2 per multiply-add).
+
+    2 per body weight per position, 2 per head weight per scored position, and causal attention:
+    the token at position t (1-based) computes t scores and a t-term weighted sum per layer,
+    2 * 2 * t * n_embd FLOPs, so 2 * n_layer * n_embd * n * (n + 1) in all.
+    """
+    head = model_cfg.n_embd * model_cfg.vocab_size
+    return 2 * body_params * n + 2 * head * m + 2 * model_cfg.n_layer * model_cfg.n_embd * n * (n + 1)
+
+
+def break_even(model_cfg, body_params: int, P: float, k: int, m: int, steps: int, batch: int,
+               train_conts: int) -> dict:
+    """How many uses of G repay learning it, in FLOPs.
+
+    cost   = 3 * steps * batch * F(1 + k + m, m)     student forward + backward (the usual 3x forward,
+                                                      an upper bound: frozen weights need no weight gradient)
+           + train_conts * F(1 + |P| + m, m)         the teacher's logits, computed once
+    saving = F(1 + |P| + m, m) - F(1 + k + m, m)     per use: |P| - k fewer positions through the body,
+                                                      and m continuation tokens attending over fewer
+    uses   = cost / saving                            (None when k >= |P|: nothing is saved)
+    F is `forward_flops`; m is the continuation length scored per use.
+    """
+    cost = (3 * steps * batch * forward_flops(model_cfg, body_params, 1 + k + m, m)
+            + train_conts * forward_flops(model_cfg, body_params, 1 + round(P) + m, m))
+    saving = (forward_flops(model_cfg, body_params, 1 + round(P) + m, m)
+              - forward_flops(model_cfg, body_params, 1 + k + m, m))
+    return {"train_flops": cost, "flops_saved_per_use": saving,
+            "break_even_uses": cost / saving if saving > 0 else None}
+
+
+def body_params(model) -> int:
+    """Weights every position passes through: all but the token embedding and the output head."""
+    n = model.num_params(non_embedding=True)
+    return n if model.config.tie_embeddings else n - model.lm_head.weight.numel()
+
+
+def spread(values: list[float]) -> dict:
+    """mean, sd (n - 1), min, max and count of the values that exist (None entries are skipped)."""
+    v = [x for x in values if x is not None]
+    if not v:
+        return {"mean": None, "sd": None, "min": None, "max": None, "n": 0}
+    return {"mean": statistics.fmean(v), "sd": statistics.stdev(v) if len(v) > 1 else 0.0,
+            "min": min(v), "max": max(v), "n": len(v)}
+
+
 def run_task(name: str, model, bos: int, items: list[dict], cfg: GistConfig, progress: bool) -> dict:
-    shortest = min(len(item["prompt"]) for item in items)
-    if max(cfg.ks) > shortest:
-        raise StudyError(f"ks go up to {max(cfg.ks)} but a {name!r} prompt has only {shortest} tokens: "
-                         f"a gist longer than its prompt compresses nothing; use smaller ks")
+    check_ks(cfg.ks, min(len(item["prompt"]) for item in items), name)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -296,11 +356,16 @@ def run_task(name: str, model, bos: int, items: list[dict], cfg: GistConfig, pro
     gap_se = statistics.stdev(gains) / len(gains) ** 0.5 if len(gains) > 1 else float("inf")
     gap_ok = L_none - L_full > 2 * gap_se
     rows = []
+    body = body_params(model)
+    m = len(items[0]["eval"][0])
     for k in cfg.ks:
         L_gist = mean([r["gist"][k]["L_gist"] for r in per_prompt])
         saved = P - k
         rows.append({"k": k, "L_gist": L_gist, "R": (L_none - L_gist) / (L_none - L_full) if gap_ok
-                     else None, "KL": mean([r["gist"][k]["KL"] for r in per_prompt]),
+                     else None, "R_per_prompt": spread([r["gist"][k]["R"] for r in per_prompt]),
+                     **break_even(c, body, P, k, m, cfg.gist_steps, min(cfg.gist_batch, len(items[0]["train"])),
+                                  len(items[0]["train"])),
+                     "KL": mean([r["gist"][k]["KL"] for r in per_prompt]),
                      "KL_init": mean([r["gist"][k]["KL_init"] for r in per_prompt]),
                      "train_kl_first": mean([r["train_kl_first"][k] for r in per_prompt]),
                      "train_kl_last": mean([r["train_kl_last"][k] for r in per_prompt]),
@@ -311,23 +376,50 @@ def run_task(name: str, model, bos: int, items: list[dict], cfg: GistConfig, pro
     return {"task": name, "prompt_tokens": P, "cont_tokens": len(items[0]["eval"][0]),
             "n_prompts": len(items), "eval_conts": len(items[0]["eval"]), "train_conts": len(items[0]["train"]),
             "L_full": L_full, "L_none": L_none, "gap_se": gap_se, "KL_none": mean([r["KL_none"] for r in per_prompt]),
-            "model": {"n_layer": c.n_layer, "n_embd": c.n_embd, "vocab_size": c.vocab_size},
+            "model": {"n_layer": c.n_layer, "n_embd": c.n_embd, "vocab_size": c.vocab_size, "body_params": body},
             "rows": rows, "per_prompt": per_prompt}
 
 
+def check_ks(ks: list, prompt_tokens: int, task: str) -> None:
+    """k >= |P| is an error, not a row: such a gist saves no KV positions and no FLOPs (break-even
+    never comes) and, started from the prompt's own embeddings, it is the full prompt again."""
+    if not ks or any(k < 1 for k in ks):
+        raise StudyError(f"ks must be positive integers, got {ks}")
+    if max(ks) >= prompt_tokens:
+        raise StudyError(f"ks go up to {max(ks)} but a {task!r} prompt has only {prompt_tokens} tokens: a gist "
+                         f"must be shorter than its prompt to save anything; use ks below {prompt_tokens}")
+
+
 def run_study(cfg: GistConfig, progress: bool = True) -> dict:
-    if not cfg.ks or any(k < 1 for k in cfg.ks):
-        raise StudyError(f"ks must be positive integers, got {cfg.ks}")
+    # Checked before any training: the synthetic prompt is 3 bytes per fact, the real one as asked.
+    check_ks(cfg.ks, 3 * cfg.syn_facts, "synthetic")
+    if cfg.real:
+        check_ks(cfg.ks, cfg.real_prompt_tokens, "real")
+    device = pick_device(cfg.device)
+    # Gist steps are tiny matmuls: on a busy CPU, torch's default of a thread per core made them ~40x
+    # slower (OpenMP threads spin-wait for one that lost its core), hence pick_threads.
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(pick_threads(cfg.threads, device))
+    try:
+        return run_tasks(cfg, device, progress)
+    finally:  # a process-wide setting: give the caller (e.g. a test session) its own back
+        torch.set_num_threads(old_threads)
+
+
+def run_tasks(cfg: GistConfig, device: str, progress: bool) -> dict:
     t0 = time.perf_counter()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device)
     tasks = []
     model, tok, _ = load_base(synthetic_base(cfg, out, device, quiet=not progress))
     model.to(device)
     syn = run_task("synthetic key=value facts", model, tok.special_tokens[EOT], synthetic_prompts(cfg, tok),
                    cfg, progress)
     syn["L_floor"], syn["L_floor_none"] = synthetic_floors(cfg)
+    # How far the prompt takes the base from the best no-prompt loss towards the best loss with it.
+    # L_full, not L_none - L_full: a base confused by a missing prompt can push L_none above its
+    # floor and so look as if it used a prompt it does not read.
+    syn["share_closed"] = (syn["L_floor_none"] - syn["L_full"]) / (syn["L_floor_none"] - syn["L_floor"])
     tasks.append(syn)
     if cfg.real:
         if cfg.real_base_ckpt:
@@ -351,39 +443,60 @@ def run_study(cfg: GistConfig, progress: bool = True) -> dict:
 # outputs
 
 
+def fmt_spread(d: dict) -> str:
+    if not d["n"]:
+        return ""
+    return f"{d['mean']:.2f} ± {d['sd']:.2f} [{d['min']:.2f}, {d['max']:.2f}] ({d['n']})"
+
+
 def results_markdown(s: dict) -> str:
     c = s["config"]
     lines = ["# Prompt compression with learned gist vectors", "",
-             f"Frozen base model; per prompt and k, G is trained {c['gist_steps']} Adam steps (lr {c['gist_lr']}) "
-             f"to minimise KL(teacher || student) on that prompt's training continuations, then scored on "
-             f"held-out ones. L = cross-entropy per continuation token (nats), averaged over prompts; "
-             f"R = (L_none - L_gist) / (L_none - L_full); rho = |P| / k; KL = KL(full || condition) per "
-             f"token, nats. KV saved = (|P| - k) positions x n_layer x (K and V) x n_embd values. "
-             f"Regenerate: `python -m studies.gist CONFIG`.", ""]
+             f"Frozen base model; per prompt and k, G is trained {c['gist_steps']} Adam steps (lr {c['gist_lr']}, "
+             f"batch {c['gist_batch']}) to minimise KL(teacher || student) on that prompt's training continuations; "
+             f"every score below is on held-out continuations (never used to train G). L = cross-entropy per "
+             f"continuation token (nats), averaged over prompts; R = (L_none - L_gist) / (L_none - L_full), of the "
+             f"pooled losses and per prompt (mean ± sd [min, max] (prompts with a gap above twice its standard "
+             f"error)); rho = |P| / k; KL = KL(full || condition) per token, nats. KV saved = (|P| - k) positions "
+             f"x n_layer x (K and V) x n_embd values.", "",
+             "Break-even uses = cost / saving, in FLOPs (2 per multiply-add). F(n, m) = 2 N n + 2 V C m + "
+             "2 n_layer C n (n + 1) is one forward over n positions with logits at the last m (N = body weights, "
+             "C = width, V = vocab). cost = 3 x gist_steps x batch x F(1 + k + m, m) (forward + backward; an upper "
+             "bound, as frozen weights need no weight gradient) + train_conts x F(1 + |P| + m, m) (teacher logits, "
+             "once); saving per use = F(1 + |P| + m, m) - F(1 + k + m, m), with m = the continuation length.", "",
+             f"Seed {c['seed']}. Regenerate: `python -m studies.gist CONFIG`.", ""]
     for t in s["tasks"]:
         m = t["model"]
         lines += [f"## {t['task']}", "",
                   f"{t['n_prompts']} prompts of {t['prompt_tokens']:.0f} tokens; {t['train_conts']} train / "
                   f"{t['eval_conts']} held-out continuations of {t['cont_tokens']} tokens each. Model: "
-                  f"{m['n_layer']} layers x {m['n_embd']} wide, vocab {m['vocab_size']}.", "",
+                  f"{m['n_layer']} layers x {m['n_embd']} wide, vocab {m['vocab_size']}, {m['body_params']:,} body weights.",
+                  "",
                   f"Full prompt: L = {t['L_full']:.3f}; no prompt: L = {t['L_none']:.3f} "
                   f"(KL from full {t['KL_none']:.3f}). Gap L_none - L_full = {t['L_none'] - t['L_full']:.3f} nats "
                   f"(standard error {t['gap_se']:.3f})"
-                  + (": within twice its noise, so R is left blank; read the KL columns instead."
-                     if t['L_none'] - t['L_full'] <= 2 * t['gap_se'] else "."), ""]
+                  + ("." if t['L_none'] - t['L_full'] > 2 * t['gap_se'] else
+                     ": not above twice its standard error, so R is left blank; read the KL columns instead."
+                     + (" The gap is negative: on these continuations the prompt makes the text less likely."
+                        if t['L_none'] < t['L_full'] else "")), ""]
         if "L_floor" in t:
-            used = (t['L_none'] - t['L_full']) / (t['L_floor_none'] - t['L_floor'])
-            lines += [f"Best possible: L = {t['L_floor']:.3f} with the prompt, {t['L_floor_none']:.3f} without: the "
-                      f"base model closes {used:.0%} of that gap"
+            used = t["share_closed"]
+            lines += [f"Best possible: L_floor = {t['L_floor']:.3f} with the prompt, {t['L_floor_none']:.3f} without. "
+                      f"The base's L_full closes {used:.0%} of that gap, (L_floor_none - L_full) / "
+                      f"(L_floor_none - L_floor)"
                       + (". That is less than half: this teacher barely uses its prompt, so R measures a weak "
-                         "teacher (train the base longer: syn_steps)." if used < 0.5 else "."), ""]
-        lines += ["| k | rho = \\|P\\|/k | L_gist | R | KL held-out (init -> trained) | KL train (first -> last) "
-                  "| KV positions saved | KV bytes saved (fp32 / bf16) |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                         "teacher (train the base longer: syn_steps, or raise syn_lr)." if used < 0.5 else
+                         ": at least half, so the teacher reads its prompt."), ""]
+        lines += ["| k | rho = \\|P\\|/k | L_gist | R pooled | R per prompt | KL held-out (init -> trained) "
+                  "| KL train (first -> last) | break-even uses | KV positions saved | KV bytes saved (fp32 / bf16) |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in t["rows"]:
             R = "" if r["R"] is None else f"{r['R']:.3f}"
-            lines.append(f"| {r['k']} | {r['rho']:.1f} | {r['L_gist']:.3f} | {R} | {r['KL_init']:.3f} -> {r['KL']:.3f} | "
-                         f"{r['train_kl_first']:.3f} -> {r['train_kl_last']:.3f} | {r['kv_positions_saved']:.0f} | "
+            uses = "never" if r["break_even_uses"] is None else f"{r['break_even_uses']:,.0f}"
+            lines.append(f"| {r['k']} | {r['rho']:.1f} | {r['L_gist']:.3f} | {R} | {fmt_spread(r['R_per_prompt'])} | "
+                         f"{r['KL_init']:.3f} -> {r['KL']:.3f} | "
+                         f"{r['train_kl_first']:.3f} -> {r['train_kl_last']:.3f} | {uses} | "
+                         f"{r['kv_positions_saved']:.0f} | "
                          f"{r['kv_bytes_saved_fp32']:,.0f} / {r['kv_bytes_saved_bf16']:,.0f} |")
         lines.append("")
     lines += ["![recovery vs compression](recovery_vs_compression.png)", "",
@@ -397,9 +510,14 @@ def plot_recovery(s: dict, path: Path) -> None:
         label = t["task"].split(":")[0] + f" (|P| = {t['prompt_tokens']:.0f})"
         rows = [r for r in t["rows"] if r["R"] is not None]
         if not rows:  # the teacher's gap is within its noise: no R to show
-            a.plot([], [], " ", label=label + ": R blank, gap within noise")
+            a.plot([], [], " ", label=label + ": R blank, gap not above 2 standard errors")
             continue
-        a.plot([r["rho"] for r in rows], [r["R"] for r in rows], "o-", label=label)
+        a.plot([r["rho"] for r in rows], [r["R"] for r in rows], "o-", label=label + ", pooled")
+        per = [r for r in rows if r["R_per_prompt"]["n"]]
+        if per:  # the spread over prompts: mean +- sd, offset a little so the two marks don't overlap
+            a.errorbar([r["rho"] * 1.04 for r in per], [r["R_per_prompt"]["mean"] for r in per],
+                       yerr=[r["R_per_prompt"]["sd"] for r in per], fmt="s", ms=3, capsize=3, alpha=0.7,
+                       color=a.lines[-1].get_color(), label=label + ", per prompt (mean ± sd)")
         for r in rows:
             a.annotate(f"k={r['k']}", (r["rho"], r["R"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
     a.axhline(1, color="gray", ls=":", lw=1)
