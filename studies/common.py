@@ -67,12 +67,14 @@ def study_main(argv, cls, run_study, results_markdown, prog, description, *, par
 
 # ---------------------------------------------------------------------------------- the split
 
-def split_documents(docs, val_fraction, tokenizer_fraction):
-    """Split documents into {"tokenizer", "train", "val"} lists, deterministically.
+def split_documents(docs, val_fraction, tokenizer_fraction, tune_fraction=0.0):
+    """Split documents into {"tokenizer", "train", "val", "tune"} lists, deterministically.
 
     Documents are ranked by data.sources.doc_hash (a hash of the text alone), so the split does
     not depend on the order the documents arrive in. The round(val_fraction * n) lowest-hash
-    documents (at least one) are val, the next round(tokenizer_fraction * n) (at least one) train
+    documents (at least one) are val, the next round(tune_fraction * n) (at least one when
+    tune_fraction > 0, else none) are for tuning hyperparameters such as the learning rate
+    (choosing by val would fit val), the next round(tokenizer_fraction * n) (at least one) train
     the tokenizer, the rest train the model. Exact counts rather than hash thresholds, because
     small corpora (Shakespeare: 42 works) would otherwise get a val split of 0 or 9 plays by luck.
     Duplicate documents are dropped first: a copy in two parts would leak val into training.
@@ -82,20 +84,23 @@ def split_documents(docs, val_fraction, tokenizer_fraction):
     for name, frac in (("val_fraction", val_fraction), ("tokenizer_fraction", tokenizer_fraction)):
         if not 0 < frac < 1:
             raise StudyError(f"{name} must be in (0, 1), got {frac}")
+    if not 0 <= tune_fraction < 1:
+        raise StudyError(f"tune_fraction must be in [0, 1), got {tune_fraction}")
     ranked = sorted({d: doc_hash(d) for d in docs if d}.items(), key=lambda kv: (kv[1], kv[0]))
     n = len(ranked)
     n_val = max(1, round(val_fraction * n))
+    n_tune = max(1, round(tune_fraction * n)) if tune_fraction else 0
     n_tok = max(1, round(tokenizer_fraction * n))
-    if n - n_val - n_tok < 1:
-        raise StudyError(f"only {n} distinct non-empty documents: cannot give val {n_val}, the "
-                         f"tokenizer {n_tok} and the model at least 1; use a corpus with more "
-                         f"documents or smaller fractions")
+    if n - n_val - n_tune - n_tok < 1:
+        raise StudyError(f"only {n} distinct non-empty documents: cannot give val {n_val}, "
+                         + (f"tuning {n_tune}, " if n_tune else "") + f"the tokenizer {n_tok} and "
+                         f"the model at least 1; use a corpus with more documents or smaller fractions")
     hashes = [h for _, h in ranked]
     if hashes[n_val - 1] == hashes[n_val]:  # 64-bit hash collision: no threshold separates them
         raise StudyError("two documents share a doc_hash; cannot place the val threshold")
-    parts = {"val": [d for d, _ in ranked[:n_val]],
-             "tokenizer": [d for d, _ in ranked[n_val:n_val + n_tok]],
-             "train": [d for d, _ in ranked[n_val + n_tok:]]}
+    cuts = np.cumsum([0, n_val, n_tune, n_tok, n])
+    parts = {name: [d for d, _ in ranked[a:b]]
+             for name, a, b in zip(("val", "tune", "tokenizer", "train"), cuts, cuts[1:])}
     return parts, (hashes[n_val - 1] + hashes[n_val]) / 2
 
 
@@ -198,15 +203,19 @@ def prepare_cached(tokenizer_path, docs_jsonl, val_threshold, cache_root, *, wor
 # ---------------------------------------------------------------------------------- plots
 
 def line_plot(path, series, *, xlabel, ylabel, title, log2_x=False, log_x=False,
-              point_labels=None, note=None):
+              point_labels=None, note=None, mark=None):
     """One PNG with one line per series: {label: (xs, ys, yerr or None)}. Written atomically.
 
     log2_x: a log2 axis ticked at the data's x values (vocabulary sizes); log_x: plain log10.
     point_labels: text beside each point of the first series (e.g. "V=1024").
+    mark: {series label: x} points to ring with a star in the series' colour (e.g. the best V).
     """
     fig, ax = pyplot().subplots(figsize=(6.4, 4.2), dpi=120)
     for label, (xs, ys, yerr) in series.items():
-        ax.errorbar(xs, ys, yerr=yerr, marker="o", capsize=3, label=label)
+        line = ax.errorbar(xs, ys, yerr=yerr, marker="o", capsize=3, label=label)
+        if mark and label in mark and mark[label] in xs:
+            ax.plot([mark[label]], [ys[list(xs).index(mark[label])]], marker="*", markersize=16,
+                    color=line[0].get_color(), markeredgecolor="black", linestyle="none")
     if log2_x:
         ax.set_xscale("log", base=2)
         xs_all = sorted({x for xs, _, _ in series.values() for x in xs})

@@ -188,8 +188,9 @@ def quirk_c(vocab_size, log=print):
 def quirk_d(sweep_dir, out, log=print):
     """Embedding norms by how often each id was seen, from a vocab sweep's runs.
 
-    Without a finished sweep at sweep_dir, a micro sweep (pystdlib slice, V=2048, one small run)
-    is trained into out/quirk-d-sweep first.
+    Without a finished sweep at sweep_dir, a micro sweep (Shakespeare, V=512 and 4096, one small
+    run each) is trained into out/quirk-d-sweep first. With several tokenizer families, model
+    sizes or an lr grid, each group is labelled by its run folder's tail (e.g. "sp 99k lr0.003").
     """
     sweep_dir = Path(sweep_dir) if sweep_dir else None
     if sweep_dir is None or not (sweep_dir / "results.csv").is_file():
@@ -203,16 +204,22 @@ def quirk_d(sweep_dir, out, log=print):
     log(f"(d) unused tokens: embedding norms after training, from {sweep_dir}")
     header = ["V", "group", "ids", "mean embedding norm", "init norm (0.02 sqrt(d))"]
     rows = []
-    for run in sorted((sweep_dir / "runs").glob("v*_s*"), key=lambda p: int(p.name[1:].split("_")[0])):
+    # run folders are v{V}_s{seed}[_sp][_{size}][_lr{lr}]; only each line's first-seed final run
+    # holds train_counts.npy. The tail (tokenizer family, size, lr) labels the group.
+    runs = []
+    for run in (sweep_dir / "runs").glob("v*_s*"):
+        v, _, tail = run.name[1:].split("_", 2) + [""] * (run.name.count("_") < 2)
+        runs.append((tail, int(v), run))
+    for tail, v, run in sorted(runs):
         counts_path = run / "train_counts.npy"
         if not counts_path.is_file() or not (run / "ckpt.pt").is_file():
             continue
         ck = load_checkpoint(run / "ckpt.pt")
         weight = ck["model"]["transformer.wte.weight"]
-        v = int(run.name[1:].split("_")[0])
         init = 0.02 * weight.shape[1] ** 0.5
         for group, (n, norm) in embedding_norm_stats(weight, np.load(counts_path), v).items():
-            rows.append([v, group, n, f"{norm:.3f}" if n else "-", f"{init:.3f}"])
+            rows.append([v, f"{tail.replace('_', ' ')}: {group}" if tail else group, n,
+                         f"{norm:.3f}" if n else "-", f"{init:.3f}"])
     if not rows:
         raise StudyError(f"{sweep_dir}/runs has no run with ckpt.pt and train_counts.npy")
     return header, rows

@@ -3,13 +3,15 @@ study's conclusions rest on: truncation == retraining, bytes accounting, equal b
 import csv
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from data.sources import doc_hash
 from studies.common import StudyError, split_documents
-from studies.vocab_sweep import load_sweep_config, main, model_params, plan_run, plan_steps, run_sweep
+from studies.vocab_sweep import (code_version, load_sweep_config, main, model_params, plan_run, plan_steps,
+                                 run_sweep)
 from tokenizer import GPT4_SPLIT_PATTERN, RegexTokenizer, load
 
 VOCABS = [256, 300, 400]
@@ -58,7 +60,7 @@ def shard_dirs(out):
 
 def test_micro_sweep_writes_results_and_plots(sweep):
     out = sweep["out"]
-    with open(out / "results.csv") as f:
+    with open(out / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["vocab_size"]) for r in rows] == VOCABS
     for r in rows:
@@ -167,10 +169,28 @@ def test_rerun_reuses_tokenizer_shards_and_runs(sweep):
     text = "\n".join(lines)
     assert "trained earlier" in text
     assert text.count("shards cached") == len(VOCABS)
-    assert text.count("finished earlier") == 2 * len(VOCABS)
+    assert text.count("finished earlier") == 2 * len(VOCABS) - 1
+    assert "V=300 seed=2 lr=0.001: scored" in text
     assert [r["val_bpb_mean"] for r in rows] == [r["val_bpb_mean"] for r in sweep["rows"]]
     assert json.loads((run / "result.json").read_text())["eval"] == saved["eval"]
     assert (run / "ckpt.pt").stat().st_mtime_ns == ckpt_mtime
+
+
+def test_a_new_code_version_retrains_the_run(sweep, monkeypatch):
+    """Runs are keyed by the code version: under another one a run trains again (to the same
+    numbers: training is deterministic), while a run saved under the current one is reused."""
+    import studies.vocab_sweep as vs
+
+    run = sweep["out"] / "runs" / "v400_s1"
+    saved = json.loads((run / "result.json").read_text())
+    assert saved["code_version"] == vs.code_version()
+    (run / "result.json").write_text(json.dumps({**saved, "code_version": "stale"}))
+    lines = []
+    rows = run_sweep(load_sweep_config(None, sweep["overrides"]), log=lines.append, progress=False)
+    retrained = [line for line in lines if ": trained;" in line]
+    assert len(retrained) == 1 and "V=400 seed=1 " in retrained[0]
+    assert [r["val_bpb_mean"] for r in rows] == [r["val_bpb_mean"] for r in sweep["rows"]]
+    assert json.loads((run / "result.json").read_text())["code_version"] == vs.code_version()
 
 
 def test_split_is_three_disjoint_parts_and_order_free():
@@ -264,7 +284,7 @@ def test_every_run_is_scored_on_the_same_val_bytes(sweep):
     for v in VOCABS:
         for seed in (1, 2):
             saved = json.loads((sweep["out"] / "runs" / f"v{v}_s{seed}" / "result.json").read_text())
-            assert saved["eval"]["val_bytes"] == val_bytes
+            assert saved["eval"]["val"]["bytes"] == val_bytes
     assert [r["val_bytes"] for r in sweep["rows"]] == [val_bytes] * len(VOCABS)
     assert f"the same {val_bytes:,} bytes of validation text" in (sweep["out"] / "results.md").read_text()
 
@@ -349,9 +369,9 @@ def test_per_document_scores_add_up_and_runs_compare_to_the_best(sweep):
 
     parts, _ = split_documents(sweep["docs"], sweep["cfg"].val_fraction, sweep["cfg"].tokenizer_fraction)
     for v in VOCABS:
-        ev = json.loads((sweep["out"] / "runs" / f"v{v}_s1" / "result.json").read_text())["eval"]
+        ev = json.loads((sweep["out"] / "runs" / f"v{v}_s1" / "result.json").read_text())["eval"]["val"]
         assert sorted(ev["doc_bytes"]) == sorted(len(d.encode()) for d in parts["val"])
-        assert sum(ev["doc_nats"]) / (math.log(2) * sum(ev["doc_bytes"])) == pytest.approx(ev["val_bpb"])
+        assert sum(ev["doc_nats"]) / (math.log(2) * sum(ev["doc_bytes"])) == pytest.approx(ev["bpb"])
     rows = {r["vocab_size"]: r for r in sweep["rows"]}
     best = min(rows.values(), key=lambda r: r["val_bpb_mean"])
     assert (best["bpb_minus_best"], best["ci95_lo"], best["ci95_hi"]) == (0, 0, 0)
@@ -363,3 +383,167 @@ def test_per_document_scores_add_up_and_runs_compare_to_the_best(sweep):
             assert r["ci95_lo"] <= r["bpb_minus_best"] <= r["ci95_hi"]
             assert f"{r['bpb_minus_best']:+.4f} [{r['ci95_lo']:+.4f}, {r['ci95_hi']:+.4f}]" in md
     assert f"over the {len(parts['val'])} val documents" in md
+
+
+# ------------------------------------------------------------ both families, two sizes, lr tuning
+
+TUNED_VOCABS = [320, 400]  # SentencePiece needs 3 + 256 + the kept characters: no V=256
+LR_GRID = [3e-3, 3e-2]
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """A micro sweep over both tokenizer families, two model sizes and an lr grid, two runs at once."""
+    root = tmp_path_factory.mktemp("tuned")
+    docs = micro_docs(80, seed=1)
+    corpus = root / "micro.jsonl"
+    corpus.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    overrides = {"source": [str(corpus)], "vocab_sizes": TUNED_VOCABS, "train_bytes": 1500,
+                 "context": 32, "batch_size": 4, "n_head": 2, "device": "cpu", "threads": 1,
+                 "tokenizer_types": ["bytelevel", "sentencepiece"],
+                 "model_sizes": "1x2x16,2x2x32", "lr_grid": LR_GRID, "tune_fraction": 0.1,
+                 "train_workers": 2, "out_dir": str(root / "out"), "seeds": [1, 2]}
+    cfg = load_sweep_config(None, overrides)
+    lines = []
+    rows = run_sweep(cfg, log=lines.append, progress=False)
+    with open(root / "out" / "results.csv") as f:
+        runs = list(csv.DictReader(f))
+    return {"cfg": cfg, "rows": rows, "runs": runs, "docs": docs, "out": root / "out",
+            "log": lines, "overrides": overrides}
+
+
+def test_results_csv_has_one_row_per_run_with_the_columns(tuned):
+    runs = tuned["runs"]
+    for col in ("tokenizer_type", "model_size", "vocab_size", "seed", "lr", "split",
+                "bytes_per_token", "context_bytes", "block_size", "steps", "train_bytes",
+                "val_bytes", "val_bpb", "unigram_norm_loss", "non_emb_params", "emb_params",
+                "flops_per_byte", "code_version", "tune_bpb"):
+        assert col in runs[0], col
+    # 2 families x 2 sizes x 2 V: the first seed at both lrs, the second seed at the chosen one
+    assert len(runs) == 2 * 2 * 2 * 3
+    assert len({(r["tokenizer_type"], r["model_size"], r["vocab_size"], r["seed"], r["lr"])
+                for r in runs}) == len(runs)
+    assert {r["code_version"] for r in runs} == {code_version()}
+    sizes = {r["model_size"]: int(r["non_emb_params"]) for r in runs}
+    assert len(sizes) == 2 and len({int(r["non_emb_params"]) for r in runs}) == 2
+    small, big = sorted(sizes.values())
+    assert big > 4 * small  # 1 layer x 16 wide vs 2 layers x 32 wide
+    md = (tuned["out"] / "results.md").read_text()
+    assert "context_unit = \"bytes\"" in md and "seeds [1, 2]" in md
+    assert "grow with model size in this run" in md
+
+
+def test_val_bytes_identical_across_families_sizes_vocabularies_and_seeds(tuned):
+    parts, _ = split_documents(tuned["docs"], tuned["cfg"].val_fraction,
+                               tuned["cfg"].tokenizer_fraction, tuned["cfg"].tune_fraction)
+    val_bytes = sum(len(d.encode()) for d in parts["val"])
+    scored = [r for r in tuned["runs"] if "val" in r["split"]]
+    assert len(scored) == 2 * 2 * 2 * 2  # every final run, both seeds
+    assert {int(r["val_bytes"]) for r in scored} == {val_bytes}
+    assert {r["tokenizer_type"] for r in scored} == {"bytelevel", "sentencepiece"}
+    for r in scored:  # per document too: the dummy-prefix space of SentencePiece is not counted
+        ev = json.loads((Path(r["run_dir"]) / "result.json").read_text())["eval"]
+        assert sorted(ev["val"]["doc_bytes"]) == sorted(len(d.encode()) for d in parts["val"])
+
+
+def test_context_in_bytes_holds_for_both_families(tuned):
+    """Every (family, size, V): ~32 bytes of context (within a token) and the same steps."""
+    from data.shards import read_manifest
+
+    steps = set()
+    for r in tuned["runs"]:
+        saved = json.loads((Path(r["run_dir"]) / "result.json").read_text())
+        meta = read_manifest(json.loads(saved["config"])["data_dir"])
+        bpt = meta["splits"]["train"]["bytes"] / meta["splits"]["train"]["tokens"]
+        assert abs(int(r["block_size"]) * bpt - 32) <= bpt
+        steps.add(int(r["steps"]))
+    assert steps == {round(1500 / (4 * 32))}
+
+
+def test_lr_is_chosen_on_the_tuning_documents_never_on_val(tuned):
+    from data.shards import read_manifest, read_shard
+
+    cfg = tuned["cfg"]
+    parts, _ = split_documents(tuned["docs"], cfg.val_fraction, cfg.tokenizer_fraction, cfg.tune_fraction)
+    assert parts["tune"] and not set(parts["tune"]) & set(parts["val"])
+    assert not set(parts["tune"]) & (set(parts["train"]) | set(parts["tokenizer"]))
+    for key in {(r["tokenizer_type"], r["model_size"], r["vocab_size"]) for r in tuned["runs"]}:
+        line = [r for r in tuned["runs"] if (r["tokenizer_type"], r["model_size"], r["vocab_size"]) == key]
+        first = {float(r["lr"]): r for r in line if r["seed"] == "1"}
+        assert sorted(first) == LR_GRID
+        chosen = min(first, key=lambda lr: float(first[lr]["tune_bpb"]))  # from tuning scores alone
+        for r in line:
+            assert (r["lr_chosen"] == "True") == (float(r["lr"]) == chosen)
+        # the run not chosen was never scored on val; the chosen one is the first seed's final run
+        other = first[max(LR_GRID, key=lambda lr: lr != chosen)]
+        assert other["split"] == "tune" and other["val_bpb"] == ""
+        assert first[chosen]["split"] == "tune+val"
+        assert {float(r["lr"]) for r in line if r["seed"] == "2"} == {chosen}
+        summary = next(s for s in tuned["rows"]
+                       if (s["tokenizer_type"], s["model_size"], str(s["vocab_size"])) == key)
+        assert summary["lr"] == chosen
+    # the tuning text the runs were scored on decodes to exactly the tuning documents
+    tok_dirs = list((tuned["out"] / "tokenizers").iterdir())
+    r = next(r for r in tuned["runs"] if r["tokenizer_type"] == "bytelevel")
+    ev = json.loads((Path(r["run_dir"]) / "result.json").read_text())["eval"]["tune"]
+    assert ev["bytes"] == sum(len(d.encode()) for d in parts["tune"])
+    assert len(tok_dirs) == 2
+
+
+def test_unigram_normalized_loss_by_hand():
+    from studies.vocab_sweep import unigram_normalized_bpb
+
+    # targets 0, 0, 1, 2: unigram p = 1/2, 1/2, 1/4, 1/4, so sum ln p = -2 ln 2 - 4 ln 2 = -6 ln 2;
+    # losses sum to 4.5 nats over 8 bytes: (4.5 - 6 ln 2) / (8 ln 2) = 4.5 / (8 ln 2) - 0.75 bits/byte
+    got = unigram_normalized_bpb([1.0, 1.0, 2.0, 0.5], [0, 0, 1, 2], 8)
+    assert got == pytest.approx(4.5 / (8 * np.log(2)) - 0.75)
+    assert got == pytest.approx(0.061516, abs=1e-6)  # 4.5 / 5.545177 = 0.811516
+    # a model that predicts exactly the unigram distribution scores 0; one that is sure and right, below 0
+    assert unigram_normalized_bpb([np.log(2), np.log(2), np.log(4), np.log(4)], [0, 0, 1, 2], 8) \
+        == pytest.approx(0.0, abs=1e-12)
+    assert unigram_normalized_bpb([0, 0, 0, 0], [0, 0, 1, 2], 8) == pytest.approx(-0.75)
+
+
+def test_code_version_follows_code_not_docs_or_tests(tmp_path):
+    for rel in ("studies/a.py", "training/b.py", "train_gpt.py", "tests/test_x.py", "README.md"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x = 1\n")
+    v0 = code_version(tmp_path)
+    (tmp_path / "README.md").write_text("edited\n")
+    (tmp_path / "tests" / "test_x.py").write_text("x = 2\n")
+    assert code_version(tmp_path) == v0
+    (tmp_path / "studies" / "a.py").write_text("x = 2\n")
+    v1 = code_version(tmp_path)
+    assert v1 != v0
+    (tmp_path / "train_gpt.py").write_text("x = 2\n")
+    assert code_version(tmp_path) not in (v0, v1)
+
+
+def test_runs_side_by_side_give_the_same_numbers_as_one_at_a_time(tuned, tmp_path):
+    """train_workers=1 reproduces the two-worker sweep's scores exactly (one family and size)."""
+    overrides = {**tuned["overrides"], "tokenizer_types": ["sentencepiece"], "model_sizes": "1x2x16",
+                 "vocab_sizes": [320], "train_workers": 1, "out_dir": str(tmp_path / "one")}
+    rows = run_sweep(load_sweep_config(None, overrides), log=lambda *a: None, progress=False)
+    with open(tmp_path / "one" / "results.csv") as f:
+        alone = {(r["seed"], r["lr"]): r for r in csv.DictReader(f)}
+    both = {(r["seed"], r["lr"]): r for r in tuned["runs"] if r["tokenizer_type"] == "sentencepiece"
+            and r["vocab_size"] == "320" and r["model_size"] == rows[0]["model_size"]}
+    assert alone.keys() == both.keys()
+    for k in alone:
+        assert (alone[k]["val_bpb"], alone[k]["tune_bpb"]) == (both[k]["val_bpb"], both[k]["tune_bpb"])
+
+
+def test_model_sizes_and_lr_grid_config_errors():
+    with pytest.raises(StudyError, match="LAYERSxHEADSxWIDTH"):
+        load_sweep_config(None, {"model_sizes": "2x64"})
+    with pytest.raises(StudyError, match="n_layer, n_head"):
+        load_sweep_config(None, {"model_sizes": [{"n_layer": 2, "n_embd": 64}]})
+    with pytest.raises(StudyError, match="model_sizes"):
+        load_sweep_config(None, {"model_sizes": "2x3x64"})  # 64 is not a multiple of 3 heads
+    with pytest.raises(StudyError, match="lr_grid"):
+        load_sweep_config(None, {"lr_grid": [1e-3, 1e-3]})
+    with pytest.raises(StudyError, match="tokenizer_types"):
+        load_sweep_config(None, {"tokenizer_types": ["wordpiece"]})
+    cfg = load_sweep_config(None, {"model_sizes": [{"n_layer": 2, "n_head": 4, "n_embd": 64}],
+                                   "lr_grid": "1e-3,3e-3"})
+    assert cfg.model_sizes == [{"n_layer": 2, "n_head": 4, "n_embd": 64}] and cfg.lr_grid == [1e-3, 3e-3]
