@@ -817,6 +817,10 @@ def write_results(out, rows, run_rows, cfg, labels, sizes, seconds):
                    f"models' and val text; val is never read to choose) is the one in the table; "
                    f"that run is also the first seed's final run, the other seeds train at its lr. "
                    f"Tuning bpb per lr: summary.csv, tune_bpb_by_lr.")
+        edges = sum(r["lr"] in (min(cfg.lr_grid), max(cfg.lr_grid)) for r in rows)
+        if edges:  # the optimum may lie outside the grid: say so rather than hide it
+            lr_note += (f" {edges} of {len(rows)} rows chose an end of the grid, where a wider "
+                        f"grid might find a better lr.")
     else:
         lr_note = f"Learning rate: {rows[0]['lr']:g} for every run (no lr_grid: not tuned)."
     lines = []
