@@ -17,18 +17,18 @@ cut only at spaces are many and long (on 20 MB of Python source, 292k unique wor
 characters on average, against ~90k short GPT-4 chunks), so instead of a Python loop per
 occurrence, each merge updates all its occurrences at once in numpy arrays (see bpe_merges).
 """
+import functools
 import gc
 import heapq
 import itertools
-import multiprocessing
-import os
-import queue
 import re
 import struct
 from collections import Counter
 
 import numpy as np
 from tqdm import tqdm
+
+from .trainer import in_workers
 
 SPACE = "\u2581"  # ▁, what a space becomes inside a piece
 
@@ -83,11 +83,13 @@ def count_words(sentences, *, split_by_whitespace=True, allow_whitespace_only_pi
     bar = tqdm(unit="char", unit_scale=True, desc="counting words") if progress else None
     batches = _batches(sentences, bar)
     if workers > 1:
-        parts, lead = _count_in_workers(rule, batches, workers)
-    else:
         parts, lead = Counter(), Counter()
-        for text in batches:
-            _count_batch(rule, text, parts, lead)
+        for more_parts, more_lead in in_workers(functools.partial(_count_stream, rule), batches,
+                                                workers):
+            parts.update(more_parts)
+            lead.update(more_lead)
+    else:
+        parts, lead = _count_stream(rule, batches)
     if bar is not None:
         bar.close()
     words = {SPACE + part: n for part, n in parts.items()}
@@ -139,47 +141,12 @@ def _count_batch(rule, text, parts, lead):
         parts.update(itertools.islice(split, 1, None))
 
 
-def _count_in_workers(rule, batches, workers):
-    """(parts, lead) summed over worker processes that count the batches."""
-    ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    tasks, results = ctx.Queue(2 * workers), ctx.Queue()
-    procs = [ctx.Process(target=_count_worker, args=(rule, tasks, results), daemon=True)
-             for _ in range(workers)]
-    for proc in procs:
-        proc.start()
-    try:
-        for text in itertools.chain(batches, [None] * workers):  # None: no more work
-            _wait_on(procs, lambda t: tasks.put(text, timeout=t))
-        parts, lead = Counter(), Counter()
-        for _ in procs:
-            more_parts, more_lead = _wait_on(procs, lambda t: results.get(timeout=t))
-            parts.update(more_parts)
-            lead.update(more_lead)
-        return parts, lead
-    finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.kill()
-            proc.join()
-
-
-def _count_worker(rule, tasks, results):
+def _count_stream(rule, batches):
+    """(parts, lead) for a stream of batches: one process's share of the counting."""
     parts, lead = Counter(), Counter()
-    for text in iter(tasks.get, None):
+    for text in batches:
         _count_batch(rule, text, parts, lead)
-    results.put((parts, lead))
-
-
-def _wait_on(procs, op):
-    """op(timeout), a queue put or get, retried until it succeeds; raises if a worker died."""
-    while True:
-        try:
-            return op(0.5)
-        except (queue.Full, queue.Empty):
-            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
-            if dead:
-                raise RuntimeError(f"a word-counting worker failed (exit code {dead[0]}; "
-                                   f"its traceback, if any, is above)") from None
+    return parts, lead
 
 
 def count_characters(word_counts):

@@ -22,6 +22,7 @@ The tie-break (bpe.merge_priority: greatest (bytes(left), bytes(right))) must be
 min-heap, so each entry carries the pair's bytes in an order-reversing encoding (see _reverse_key).
 bench/train_bpe.py measures where the time goes.
 """
+import functools
 import gc
 import heapq
 import itertools
@@ -92,11 +93,24 @@ def count_chunks(texts, pattern, special_tokens=(), workers=1, progress=False):
     batches = _batches(texts, progress)
     head = list(itertools.islice(batches, 2))  # one batch only: not worth starting processes
     if workers == 1 or len(head) < 2:
-        total, chars = Counter(), 0
-        for batch in itertools.chain(head, batches):
-            chars += _count_batch(job, batch, total)
-        return _to_bytes(total, chars)
-    return _count_parallel(job, itertools.chain(head, batches), workers)
+        return _count_stream(job, itertools.chain(head, batches))
+    total, chars, covered = Counter(), 0, 0
+    for counts in in_workers(functools.partial(_count_stream, job), itertools.chain(head, batches),
+                             workers):
+        total.update(counts)
+        chars += counts.text_chars
+        covered += counts.chunk_chars
+    result = ChunkCounts(total)
+    result.text_chars, result.chunk_chars = chars, covered
+    return result
+
+
+def _count_stream(job, batches):
+    """One ChunkCounts for a stream of document batches (encoded to bytes once, at the end)."""
+    counts, chars = Counter(), 0
+    for docs in batches:
+        chars += _count_batch(job, docs, counts)
+    return _to_bytes(counts, chars)
 
 
 def _to_bytes(counts, text_chars):
@@ -137,31 +151,26 @@ def _batches(texts, progress):
         bar.close()
 
 
-def _count_parallel(job, batches, workers):
-    """Fan batches out to worker processes; each keeps ONE running count, sent back at the end.
+def in_workers(work, batches, workers):
+    """[work(share) for each of `workers` processes]: each process takes batches from one queue
+    (its share, an iterator) and sends back ONE result at the end.
 
-    (A Counter sent back per batch costs this process CPU to merge that the workers need on a
-    small machine: 0.17 s at 20 MB on 2 cores.) The task queue holds at most two batches per
-    worker, so memory stays flat however long the stream is.
+    (A result sent back per batch costs this process CPU to merge that the workers need on a
+    small machine: 0.17 s at 20 MB on 2 cores.) The queue holds at most two batches per worker,
+    so memory stays flat however long the stream is. `work` must be picklable (a module-level
+    function or a functools.partial of one). Which worker took which batch varies, so callers
+    combine the results with something order-free, such as a sum of counts.
     """
     ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
     tasks, results = ctx.Queue(2 * workers), ctx.Queue()
-    procs = [ctx.Process(target=_count_worker, args=(job, tasks, results), daemon=True)
+    procs = [ctx.Process(target=_worker, args=(work, tasks, results), daemon=True)
              for _ in range(workers)]
     for proc in procs:
         proc.start()
     try:
         for batch in itertools.chain(batches, [None] * workers):  # None: no more work
             _patiently(lambda t: tasks.put(batch, timeout=t), procs)
-        total, chars, covered = Counter(), 0, 0
-        for _ in procs:
-            counts = _patiently(lambda t: results.get(timeout=t), procs)
-            total.update(counts)
-            chars += counts.text_chars
-            covered += counts.chunk_chars
-        result = ChunkCounts(total)
-        result.text_chars, result.chunk_chars = chars, covered
-        return result
+        return [_patiently(lambda t: results.get(timeout=t), procs) for _ in procs]
     finally:
         for proc in procs:
             if proc.is_alive():
@@ -177,17 +186,14 @@ def _patiently(op, procs):
         except (queue.Full, queue.Empty):
             dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
             if dead:
-                raise RuntimeError(f"a chunk-counting worker failed (exit code {dead[0]}; "
+                raise RuntimeError(f"a counting worker failed (exit code {dead[0]}; "
                                    f"its traceback, if any, is above)") from None
 
 
-def _count_worker(job, tasks, results):
-    """A worker process: count batches until None arrives. An error ends the process with a
-    traceback on stderr and a non-zero exit code, which the parent turns into an exception."""
-    counts, chars = Counter(), 0
-    for docs in iter(tasks.get, None):
-        chars += _count_batch(job, docs, counts)
-    results.put(_to_bytes(counts, chars))  # encoded here, in parallel
+def _worker(work, tasks, results):
+    """A worker process: work() over batches until None arrives. An error ends the process with
+    a traceback on stderr and a non-zero exit code, which the parent turns into an exception."""
+    results.put(work(iter(tasks.get, None)))
 
 
 _compiled = {}
