@@ -12,6 +12,7 @@ their hashes can be reused by any rerun that asks for the same thing.
 """
 import hashlib
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -102,6 +103,11 @@ def split_documents(docs, val_fraction, tokenizer_fraction, tune_fraction=0.0):
     parts = {name: [d for d, _ in ranked[a:b]]
              for name, a, b in zip(("val", "tune", "tokenizer", "train"), cuts, cuts[1:])}
     return parts, (hashes[n_val - 1] + hashes[n_val]) / 2
+
+
+def mean_sd(xs):
+    """(mean, sample standard deviation) of the values; sd 0 for a single value (one seed)."""
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
 def utf8_bytes(docs):

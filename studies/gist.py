@@ -48,7 +48,8 @@ from tqdm import tqdm
 
 from data.sources import iter_documents
 from studies.base_model import base_spec, ensure_base, load_base
-from studies.common import StudyError, atomic_write_text, kl_divergence, pyplot, save_figure, study_main
+from studies.common import (StudyError, atomic_write_text, kl_divergence, mean_sd, pyplot, save_figure,
+                            study_main)
 from tokenizer import EOT
 from training import pick_device, pick_threads
 
@@ -322,8 +323,8 @@ def spread(values: list[float]) -> dict:
     v = [x for x in values if x is not None]
     if not v:
         return {"mean": None, "sd": None, "min": None, "max": None, "n": 0}
-    return {"mean": statistics.fmean(v), "sd": statistics.stdev(v) if len(v) > 1 else 0.0,
-            "min": min(v), "max": max(v), "n": len(v)}
+    mean, sd = mean_sd(v)
+    return {"mean": mean, "sd": sd, "min": min(v), "max": max(v), "n": len(v)}
 
 
 def run_task(name: str, model, bos: int, items: list[dict], cfg: GistConfig, progress: bool) -> dict:

@@ -52,8 +52,8 @@ from data.shards import read_manifest, read_shard
 from data.sources import doc_hash, iter_documents
 from model.gpt import GPT
 from studies.base_model import base_spec, ensure_base, load_base
-from studies.common import (StudyError, atomic_write_text, kl_divergence, pyplot, save_figure, scoring_windows,
-                            study_main, utf8_bytes)
+from studies.common import (StudyError, atomic_write_text, kl_divergence, mean_sd, pyplot, save_figure,
+                            scoring_windows, study_main, utf8_bytes)
 from studies.freeze import TRAIN_MODES, merge_rows, set_trainable
 from tokenizer import EOT, load
 from training import evaluate_bpb, param_groups, pick_device, pick_threads
@@ -522,11 +522,6 @@ def _run_study(cfg: NewTokensConfig, runs: list[dict], device: str, progress: bo
 
 METRICS = ("new_bpb_final", "old_bpb_final", "old_bpb_old_tok_final", "kl_old_mean", "kl_old_max",
            "mass_new_on_old_text", "mass_new_on_new_text", "train_bytes", "train_tokens", "seconds")
-
-
-def mean_sd(xs: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single seed)."""
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
 def group_runs(results: list[dict]) -> list[dict]:
