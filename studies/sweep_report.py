@@ -1,13 +1,17 @@
-"""The vocabulary sweep's report: results.csv, summary.csv, results.md and the three plots.
+"""The vocabulary sweep's report: the rows of results.csv and summary.csv (a V against the best
+V of its line included), results.md and the three plots.
 
 Its own module because the wording of the report (what was held equal, which V is best and
 whether the intervals separate it) is read and revised apart from how the runs were made.
 """
 import csv
 import io
+import statistics
+
+import numpy as np
 
 from studies.common import atomic_write_text, line_plot, markdown_table, text_table
-from studies.sweep_scoring import RARE
+from studies.sweep_scoring import RARE, paired_bootstrap
 
 
 def _write_csv(path, rows):
@@ -16,6 +20,90 @@ def _write_csv(path, rows):
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buf.getvalue())
+
+
+def results_rows(runs, plans, chosen, size_of, version, described):
+    """results.csv: one row per training run, tuning runs included, in `runs`' order.
+
+    runs: {(family, size label, V, seed, lr): (job, run_job's dict)}; plans: plan_run's dict per
+    (family, label, V); chosen: the lr each (family, label, V) kept.
+    """
+    run_rows = []
+    for (fam, label, v, seed, lr), (j, res) in runs.items():
+        p, ev, r = plans[fam, label, v], res["eval"], res["result"]
+        val, tune = ev.get("val", {}), ev.get("tune", {})
+        run_rows.append({
+            "tokenizer_type": fam, "model_size": label, **size_of[label], "vocab_size": v,
+            "n_vocab": p["n_vocab"], "seed": seed, "lr": lr, "lr_chosen": lr == chosen[fam, label, v],
+            "split": "+".join(s for s in ("tune", "val") if s in ev),
+            "bytes_per_token": round(p["val_bytes_per_token"], 4),
+            "context_bytes": round(p["context_bytes"], 1), "block_size": p["block_size"],
+            "steps": p["steps"], "train_bytes": round(p["planned_train_bytes"]),
+            "val_bytes": val.get("bytes", ""), "val_bpb": _r(val.get("bpb")),
+            "val_loss_per_token": _r(val.get("loss")),
+            "unigram_norm_loss": _r(val.get("unigram_norm_bpb")),
+            "tune_bytes": tune.get("bytes", ""), "tune_bpb": _r(tune.get("bpb")),
+            "non_emb_params": p["nonemb_params"], "emb_params": p["emb_params"],
+            "flops_per_token": p["flops_per_token"], "flops_per_byte": round(p["flops_per_byte"]),
+            "train_flops": p["train_flops"], "train_tokens_per_s": round(r["tokens_per_s"]),
+            "code_version": version, "git_describe": described, "run_dir": j["run_dir"]})
+    return run_rows
+
+
+def summary_rows(cfg, runs, plans, chosen, seen, labels, lrs, version):
+    """summary.csv: one row per (family, size, V) over its seeds at the chosen lr, with each V
+    against the best V of its line by the paired bootstrap. seen: {(family, V): (input-id counts,
+    training bytes)} from replay_training_tokens."""
+    tuning = len(cfg.lr_grid) > 1
+    rows = []
+    for fam, label, v in plans:
+        p, lr = plans[fam, label, v], chosen[fam, label, v]
+        final = [runs[fam, label, v, s, lr][1]["eval"]["val"] for s in cfg.seeds]
+        counts, seen_bytes = seen[fam, v]
+        bpbs = [e["bpb"] for e in final]
+        unis = [e["unigram_norm_bpb"] for e in final]
+        tps = statistics.mean(runs[fam, label, v, s, lr][1]["result"]["tokens_per_s"] for s in cfg.seeds)
+        rows.append({
+            "tokenizer_type": fam, "model_size": label, "vocab_size": v,
+            **{k: p[k] for k in ("n_vocab", "block_size", "steps", "train_tokens")},
+            "lr": lr, "tune_bpb_by_lr": " ".join(
+                f"{x:g}:{runs[fam, label, v, cfg.seeds[0], x][1]['eval']['tune']['bpb']:.4f}"
+                for x in lrs) if tuning else "",
+            "train_bytes": seen_bytes, "context_bytes": round(p["context_bytes"], 1),
+            "val_bytes": final[0]["bytes"], "val_documents": len(final[0]["doc_bytes"]),
+            "val_bytes_per_token": round(p["val_bytes_per_token"], 4),
+            "emb_params": p["emb_params"], "nonemb_params": p["nonemb_params"],
+            "flops_per_token": p["flops_per_token"], "flops_per_byte": round(p["flops_per_byte"]),
+            "train_flops": p["train_flops"],
+            "train_tokens_per_s": round(tps), "train_bytes_per_s": round(tps * p["train_bytes_per_token"]),
+            "val_bpb_mean": round(statistics.mean(bpbs), 4),
+            "val_bpb_sd": round(statistics.stdev(bpbs), 4) if len(bpbs) > 1 else 0.0,
+            "n_seeds": len(bpbs),
+            "unigram_norm_mean": round(statistics.mean(unis), 4),
+            "unigram_norm_sd": round(statistics.stdev(unis), 4) if len(unis) > 1 else 0.0,
+            "val_loss_per_token": round(statistics.mean(e["loss"] for e in final), 4),
+            "rare_vocab_frac": round(float((counts[:v] < RARE).mean()), 4),
+            "unseen_ids": int((counts[:v] == 0).sum()),
+            "code_version": version,
+        })
+    # within each line (family, size): each V against the best V, on the same documents, nats
+    # averaged over the same seeds
+    for fam in cfg.tokenizer_types:
+        for label in labels:
+            line = [r for r in rows if r["tokenizer_type"] == fam and r["model_size"] == label]
+            if not line:
+                continue
+            nats = {r["vocab_size"]: np.mean([runs[fam, label, r["vocab_size"], s, r["lr"]][1]
+                                              ["eval"]["val"]["doc_nats"] for s in cfg.seeds], axis=0)
+                    for r in line}
+            doc_bytes = runs[fam, label, line[0]["vocab_size"], cfg.seeds[0], line[0]["lr"]][1][
+                "eval"]["val"]["doc_bytes"]
+            best = min(line, key=lambda r: r["val_bpb_mean"])["vocab_size"]
+            for r in line:
+                diff, lo, hi = paired_bootstrap(nats[r["vocab_size"]], nats[best], doc_bytes)
+                r.update(best_v=best, bpb_minus_best=round(diff, 4), ci95_lo=round(lo, 4),
+                         ci95_hi=round(hi, 4))
+    return rows
 
 
 def growth_verdict(best_by_size):
@@ -161,3 +249,7 @@ def _mean_sd(mean, sd, n):
 
 def _bpb(r):
     return _mean_sd(r["val_bpb_mean"], r["val_bpb_sd"], r["n_seeds"])
+
+
+def _r(x, digits=6):
+    return "" if x is None else round(x, digits)

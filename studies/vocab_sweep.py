@@ -26,7 +26,6 @@ The recipe (each step prints what it is doing):
 import argparse
 import dataclasses
 import hashlib
-import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,9 +39,9 @@ from data.sources import iter_documents
 from model.gpt import GPT, GPTConfig
 from studies.common import (StudyError, docs_digest, prepare_cached, split_documents, study_main,
                             text_table, utf8_bytes, write_jsonl)
-from studies.sweep_report import write_results
+from studies.sweep_report import results_rows, summary_rows, write_results
 from studies.sweep_runs import code_version, git_describe, run_jobs
-from studies.sweep_scoring import RARE, paired_bootstrap, replay_training_tokens
+from studies.sweep_scoring import replay_training_tokens
 from tokenizer import SPLIT_PATTERNS, RegexTokenizer, SentencePieceTokenizer, load
 from tokenizer.cli import ArgumentParser
 from training import (MODEL_KEYS, ConfigError, coerce, device_peak_flops, field_types, load_config,
@@ -51,8 +50,9 @@ from training import (MODEL_KEYS, ConfigError, coerce, device_peak_flops, field_
 # The sweep's other parts, importable from here as they were before they had files of their own.
 from studies.sweep_report import growth_verdict  # noqa: F401, E402
 from studies.sweep_runs import run_job  # noqa: F401, E402
-from studies.sweep_scoring import (EVAL_VERSION, evaluate_run, split_stream,  # noqa: F401, E402
-                                   unigram_normalized_bpb, val_stream)
+from studies.sweep_scoring import (EVAL_VERSION, RARE, evaluate_run,  # noqa: F401, E402
+                                   paired_bootstrap, split_stream, unigram_normalized_bpb,
+                                   val_stream)
 
 FAMILIES = ("bytelevel", "sentencepiece")  # tokenizer_types
 SIZE_KEYS = ("n_layer", "n_head", "n_embd")   # what one entry of model_sizes sets
@@ -462,9 +462,12 @@ def _run_sweep(cfg, log, progress):
             log(f"[5/6] {what} {i}/{len(jobs)}: {fam} {label} V={v} seed={seed} lr={lr:g}: "
                 f"{res['status']}; {scores} ({time.perf_counter() - t_start:.0f} s elapsed)")
             done[j["key"]] = (j, res)
+            if res["status"] == "trained":
+                trained_here.add(j["key"])
         return done
 
-    runs, chosen = {}, {}
+    # the first seed's final run at the tuned lr is its tuning run, reused, but not from the cache
+    runs, chosen, trained_here = {}, {}, set()
     if tuning:
         runs.update(run_all([job(*c, cfg.seeds[0], lr, {"tune": (tune_shards[c[0], c[2]], "train")})
                              for c in combos for lr in lrs], "tuning run"))
@@ -492,84 +495,15 @@ def _run_sweep(cfg, log, progress):
             np.save(Path(runs[fam, label, v, cfg.seeds[0], chosen[fam, label, v]][0]["run_dir"])
                     / "train_counts.npy", counts)
 
-    run_rows = []
-    for (fam, label, v, seed, lr), (j, res) in runs.items():
-        p, ev, r = plans[fam, label, v], res["eval"], res["result"]
-        val, tune = ev.get("val", {}), ev.get("tune", {})
-        run_rows.append({
-            "tokenizer_type": fam, "model_size": label, **size_of[label], "vocab_size": v,
-            "n_vocab": p["n_vocab"], "seed": seed, "lr": lr, "lr_chosen": lr == chosen[fam, label, v],
-            "split": "+".join(s for s in ("tune", "val") if s in ev),
-            "bytes_per_token": round(p["val_bytes_per_token"], 4),
-            "context_bytes": round(p["context_bytes"], 1), "block_size": p["block_size"],
-            "steps": p["steps"], "train_bytes": round(p["planned_train_bytes"]),
-            "val_bytes": val.get("bytes", ""), "val_bpb": _r(val.get("bpb")),
-            "val_loss_per_token": _r(val.get("loss")),
-            "unigram_norm_loss": _r(val.get("unigram_norm_bpb")),
-            "tune_bytes": tune.get("bytes", ""), "tune_bpb": _r(tune.get("bpb")),
-            "non_emb_params": p["nonemb_params"], "emb_params": p["emb_params"],
-            "flops_per_token": p["flops_per_token"], "flops_per_byte": round(p["flops_per_byte"]),
-            "train_flops": p["train_flops"], "train_tokens_per_s": round(r["tokens_per_s"]),
-            "code_version": version, "git_describe": described, "run_dir": j["run_dir"]})
+    run_rows = results_rows(runs, plans, chosen, size_of, version, described)
     run_rows.sort(key=lambda r: (FAMILIES.index(r["tokenizer_type"]), labels.index(r["model_size"]),
                                  r["vocab_size"], r["seed"], r["lr"]))
-
-    rows = []
-    for fam, label, v in combos:
-        p, lr = plans[fam, label, v], chosen[fam, label, v]
-        final = [runs[fam, label, v, s, lr][1]["eval"]["val"] for s in cfg.seeds]
-        counts, seen_bytes = seen[fam, v]
-        bpbs = [e["bpb"] for e in final]
-        unis = [e["unigram_norm_bpb"] for e in final]
-        tps = statistics.mean(runs[fam, label, v, s, lr][1]["result"]["tokens_per_s"] for s in cfg.seeds)
-        rows.append({
-            "tokenizer_type": fam, "model_size": label, "vocab_size": v,
-            **{k: p[k] for k in ("n_vocab", "block_size", "steps", "train_tokens")},
-            "lr": lr, "tune_bpb_by_lr": " ".join(
-                f"{x:g}:{runs[fam, label, v, cfg.seeds[0], x][1]['eval']['tune']['bpb']:.4f}"
-                for x in lrs) if tuning else "",
-            "train_bytes": seen_bytes, "context_bytes": round(p["context_bytes"], 1),
-            "val_bytes": final[0]["bytes"], "val_documents": len(final[0]["doc_bytes"]),
-            "val_bytes_per_token": round(p["val_bytes_per_token"], 4),
-            "emb_params": p["emb_params"], "nonemb_params": p["nonemb_params"],
-            "flops_per_token": p["flops_per_token"], "flops_per_byte": round(p["flops_per_byte"]),
-            "train_flops": p["train_flops"],
-            "train_tokens_per_s": round(tps), "train_bytes_per_s": round(tps * p["train_bytes_per_token"]),
-            "val_bpb_mean": round(statistics.mean(bpbs), 4),
-            "val_bpb_sd": round(statistics.stdev(bpbs), 4) if len(bpbs) > 1 else 0.0,
-            "n_seeds": len(bpbs),
-            "unigram_norm_mean": round(statistics.mean(unis), 4),
-            "unigram_norm_sd": round(statistics.stdev(unis), 4) if len(unis) > 1 else 0.0,
-            "val_loss_per_token": round(statistics.mean(e["loss"] for e in final), 4),
-            "rare_vocab_frac": round(float((counts[:v] < RARE).mean()), 4),
-            "unseen_ids": int((counts[:v] == 0).sum()),
-            "code_version": version,
-        })
-    # within each line (family, size): each V against the best V, on the same documents, nats
-    # averaged over the same seeds
-    for fam in cfg.tokenizer_types:
-        for label in labels:
-            line = [r for r in rows if r["tokenizer_type"] == fam and r["model_size"] == label]
-            if not line:
-                continue
-            nats = {r["vocab_size"]: np.mean([runs[fam, label, r["vocab_size"], s, r["lr"]][1]
-                                              ["eval"]["val"]["doc_nats"] for s in cfg.seeds], axis=0)
-                    for r in line}
-            doc_bytes = runs[fam, label, line[0]["vocab_size"], cfg.seeds[0], line[0]["lr"]][1][
-                "eval"]["val"]["doc_bytes"]
-            best = min(line, key=lambda r: r["val_bpb_mean"])["vocab_size"]
-            for r in line:
-                diff, lo, hi = paired_bootstrap(nats[r["vocab_size"]], nats[best], doc_bytes)
-                r.update(best_v=best, bpb_minus_best=round(diff, 4), ci95_lo=round(lo, 4),
-                         ci95_hi=round(hi, 4))
-    reused = sum(res["status"] != "trained" for _, res in runs.values())
+    rows = summary_rows(cfg, runs, plans, chosen, seen, labels, lrs, version)
+    reused = sum(key not in trained_here for key in runs)
     write_results(out, rows, run_rows, cfg, labels, sizes, time.perf_counter() - t_start, reused)
     log(f"done in {time.perf_counter() - t_start:.0f} s: {out / 'results.md'}")
     return rows
 
-
-def _r(x, digits=6):
-    return "" if x is None else round(x, digits)
 
 # ---------------------------------------------------------------------------------- command line
 

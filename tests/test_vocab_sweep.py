@@ -436,6 +436,7 @@ def test_results_csv_has_one_row_per_run_with_the_columns(tuned):
     md = (tuned["out"] / "results.md").read_text()
     assert "context_unit = \"bytes\"" in md and "seeds [1, 2]" in md
     assert "grow with model size in this run" in md
+    assert "reused from cache" not in md  # a fresh sweep: final runs that were tuning runs are not from cache
 
 
 def test_val_bytes_identical_across_families_sizes_vocabularies_and_seeds(tuned):
