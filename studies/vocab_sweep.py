@@ -24,43 +24,38 @@ The recipe (each step prints what it is doing):
 6. Write results.csv (one row per run), summary.csv, results.md and three plots into out_dir.
 """
 import argparse
-import contextlib
-import csv
 import dataclasses
 import hashlib
-import io
-import json
-import math
-import multiprocessing
-import statistics
-import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from tqdm import tqdm
 
-from data.loader import ShardLoader
-from data.shards import load_token_bytes, read_manifest, read_shard
+from data.shards import load_token_bytes
 from data.sources import iter_documents
 from model.gpt import GPT, GPTConfig
-from studies.common import (StudyError, atomic_write_text, docs_digest, line_plot,
-                            markdown_table, prepare_cached, scoring_windows, split_documents,
-                            study_main, text_table, utf8_bytes, write_jsonl)
+from studies.common import (StudyError, docs_digest, prepare_cached, split_documents, study_main,
+                            text_table, utf8_bytes, write_jsonl)
+from studies.sweep_report import results_rows, summary_rows, write_results
+from studies.sweep_runs import code_version, git_describe, run_jobs
+from studies.sweep_scoring import replay_training_tokens
 from tokenizer import SPLIT_PATTERNS, RegexTokenizer, SentencePieceTokenizer, load
 from tokenizer.cli import ArgumentParser
 from training import (MODEL_KEYS, ConfigError, coerce, device_peak_flops, field_types, load_config,
-                      load_model, parse_overrides, pick_device, read_toml, train)
+                      parse_overrides, pick_device, read_toml)
+
+# The sweep's other parts, importable from here as they were before they had files of their own.
+from studies.sweep_report import growth_verdict  # noqa: F401, E402
+from studies.sweep_runs import run_job  # noqa: F401, E402
+from studies.sweep_scoring import (EVAL_VERSION, RARE, evaluate_run,  # noqa: F401, E402
+                                   paired_bootstrap, split_stream, unigram_normalized_bpb,
+                                   val_stream)
 
 FAMILIES = ("bytelevel", "sentencepiece")  # tokenizer_types
 SIZE_KEYS = ("n_layer", "n_head", "n_embd")   # what one entry of model_sizes sets
-RARE = 10  # "rarely seen" threshold: ids the model trained on fewer than this many times
-EVAL_VERSION = 3  # bump when evaluate_run changes, so cached runs are scored again
 
 # TrainConfig keys the sweep sets per run itself; every other TrainConfig key passes through.
 CONTROLLED = {"data_dir", "tokenizer", "out_dir", "seed", "block_size", "max_steps", "stop_at",
@@ -261,55 +256,6 @@ def model_params(train_cfg, n_vocab, block_size):
     return total - vocab_params, vocab_params, mcfg.padded_vocab_size, model.flops_per_token()
 
 
-def replay_training_tokens(shard_dir, batch_size, block_size, seed, n_batches, n_vocab,
-                           token_bytes, progress=False):
-    """(input-id counts [n_vocab], target bytes) over exactly the batches a run trained on.
-
-    train_gpt draws micro-batch k from ShardLoader(seed) in order, and batch k depends only on
-    (seed, rank, k), so drawing the same n_batches again shows what the model saw, id by id.
-    """
-    loader = ShardLoader(shard_dir, "train", batch_size, block_size, seed=seed)
-    counts = np.zeros(n_vocab, dtype=np.int64)
-    target_bytes = 0
-    for _ in tqdm(range(n_batches), desc="  counting seen tokens", disable=not progress,
-                  leave=False):
-        x, y = loader.next_batch()
-        counts += np.bincount(x.numpy().ravel(), minlength=n_vocab)
-        target_bytes += int(token_bytes[y.numpy()].sum())
-    return counts, target_bytes
-
-
-# ---------------------------------------------------------------------------------- code version
-
-# The code that produces a sweep's numbers: a change in it may change them, so its hash keys the
-# cached runs. Tests and docs are left out: editing a README must not retrain anything.
-CODE_DIRS = ("tokenizer", "data", "model", "training", "studies")
-CODE_FILES = ("train_gpt.py",)
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def code_version(root=ROOT):
-    """12 hex digits of sha256 over the path and bytes of every .py file that produces results."""
-    root = Path(root)
-    files = sorted(p for d in CODE_DIRS for p in (root / d).rglob("*.py"))
-    files += [root / f for f in CODE_FILES if (root / f).is_file()]
-    h = hashlib.sha256()
-    for path in files:
-        for part in (path.relative_to(root).as_posix().encode(), path.read_bytes()):
-            h.update(len(part).to_bytes(8, "little"))
-            h.update(part)
-    return h.hexdigest()[:12]
-
-
-def git_describe(root=ROOT):
-    """`git describe --always --dirty` of the checkout, for the record; "" outside git."""
-    try:
-        r = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=root,
-                           capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return r.stdout.strip() if r.returncode == 0 else ""
-
 
 # ---------------------------------------------------------------------------------- the steps
 
@@ -400,139 +346,6 @@ def _time_estimate(flops, mfu=(0.15, 0.30)):
     return (f" (estimate: {fast:.0f}-{slow:.0f} min of training at {mfu[1]:.0%}-{mfu[0]:.0%} of this "
             f"GPU's bf16 peak, plus data preparation and evaluation)")
 
-
-def split_stream(shard_dir, split="val"):
-    """A split's tokens as one array ([separator] + document, for each of its documents)."""
-    meta = read_manifest(shard_dir)
-    shards = meta["splits"][split]["shards"]
-    return np.concatenate([np.asarray(read_shard(Path(shard_dir) / s)) for s in shards])
-
-
-def val_stream(shard_dir):
-    """The val split's tokens as one array ([eot] + document, for each val document)."""
-    return split_stream(shard_dir, "val")
-
-
-def unigram_normalized_bpb(target_nats, targets, n_bytes):
-    """Tao et al.'s unigram-normalised loss, in bits per byte: the sum over the scored tokens of
-    (the model's loss + ln p(token)), p the token's frequency among these same targets, divided
-    by ln 2 x the text's bytes.
-
-    It is what the model knows beyond how often each token occurs: splitting text into more,
-    rarer tokens raises the plain loss per token and the unigram term alike, so it cancels.
-    Negative means better than the unigram model; lower is better.
-    """
-    targets = np.asarray(targets, dtype=np.int64)
-    counts = np.bincount(targets)
-    log_p = np.log(counts[targets] / len(targets))
-    return float((np.sum(target_nats) + log_p.sum()) / (math.log(2) * n_bytes))
-
-
-@torch.no_grad()
-def evaluate_run(run_dir, shard_dir, device="cpu", split="val"):
-    """A run's final checkpoint scored on the whole of a split's text, per document.
-
-    Returns loss (nats per token), bpb, unigram_norm_bpb, bytes (UTF-8 bytes of every scored
-    target: the whole text, whatever the tokenizer), tokens, and doc_nats / doc_bytes per
-    document (each document's tokens and the separator that ends it), which the paired bootstrap
-    resamples.
-    """
-    model, _ = load_model(run_dir, device)
-    meta = read_manifest(shard_dir)
-    stream, table = split_stream(shard_dir, split), load_token_bytes(shard_dir)
-    start_id = meta["eot_id"]  # every document starts with it: <|endoftext|>, or SentencePiece's <s>
-    inputs, targets = stream[:-1], stream[1:]
-    target_bytes = table[targets].astype(np.int64)
-    if meta["tokenizer"].get("adds_dummy_prefix"):
-        # <s> counts -1 in the table, paying for the dummy-prefix space of the document it
-        # starts; charge that space to the piece holding it (the one after <s>) instead, so each
-        # document's bytes are its UTF-8 length, the first document's too (data/prepare.py)
-        target_bytes += (targets == start_id).astype(np.int64) \
-            - ((inputs == start_id) & (targets != start_id))
-    doc_of = np.cumsum(stream == start_id)[:-1] - 1  # target i+1's document: starts up to i, - 1
-    nats = np.zeros(len(targets))
-    T = model.config.block_size
-    # the same windows over the positions, to know which target each loss belongs to
-    for (x, y), (_, pos) in zip(scoring_windows(stream, T), scoring_windows(np.arange(len(stream)), T)):
-        logits, _ = model(x.to(device))
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.to(device).flatten(), ignore_index=-1,
-                               reduction="none").double().cpu().numpy()
-        pos = pos.flatten().numpy()
-        nats[pos[pos >= 0] - 1] = loss[pos >= 0]
-    n_docs = int(doc_of[-1]) + 1
-    n_bytes = int(target_bytes.sum())
-    return {"loss": float(nats.mean()), "bpb": float(nats.sum() / (math.log(2) * n_bytes)),
-            "unigram_norm_bpb": unigram_normalized_bpb(nats, targets, n_bytes),
-            "bytes": n_bytes, "tokens": len(targets),
-            "doc_nats": np.bincount(doc_of, weights=nats, minlength=n_docs).tolist(),
-            "doc_bytes": np.bincount(doc_of, weights=target_bytes, minlength=n_docs).astype(int).tolist()}
-
-
-def paired_bootstrap(nats_a, nats_b, doc_bytes, n_resamples=2000, seed=0):
-    """(bpb of a minus bpb of b, 2.5th and 97.5th percentiles) over val documents drawn with replacement.
-
-    Paired: both are scored on the same documents, so each resample takes the same documents for
-    both and the documents' own difficulty cancels; what remains is how much the difference
-    depends on which documents happen to be in val.
-    """
-    a, b, nbytes = (np.asarray(v, dtype=np.float64) for v in (nats_a, nats_b, doc_bytes))
-    idx = np.random.default_rng(seed).integers(0, len(nbytes), size=(n_resamples, len(nbytes)))
-    diffs = (a - b)[idx].sum(1) / (math.log(2) * nbytes[idx].sum(1))
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return (a - b).sum() / (math.log(2) * nbytes.sum()), float(lo), float(hi)
-
-
-def run_job(job):
-    """Train one model (or reuse a finished identical run) and score it on the splits it asks for.
-
-    job: {"run_dir", "train" (TrainConfig fields), "code_version", "splits": {name: (shard dir,
-    split of those shards)}, "device"}. A run is reused when its config and the code version
-    match; scores already saved are kept. Returns {"result": train()'s dict, "eval": {split:
-    evaluate_run's dict}}. Plain data in and out: it may run in a worker process. What train()
-    prints goes to the run's train.log, so runs side by side do not interleave on the terminal.
-    """
-    run_dir = Path(job["run_dir"])
-    key = json.dumps(job["train"], sort_keys=True)
-    done = run_dir / "result.json"
-    saved = json.loads(done.read_text()) if done.is_file() and (run_dir / "ckpt.pt").is_file() else {}
-    trained = saved.get("config") == key and saved.get("code_version") == job["code_version"]
-    evals = dict(saved.get("eval", {})) if trained and saved.get("eval_version") == EVAL_VERSION else {}
-    if trained:
-        result = saved["result"]
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with open(run_dir / "train.log", "w", encoding="utf-8") as f, contextlib.redirect_stdout(f):
-            result = train(load_config(None, job["train"]))
-    missing = [s for s in job["splits"] if s not in evals]
-    for split in missing:
-        shard_dir, part = job["splits"][split]
-        evals[split] = evaluate_run(run_dir, shard_dir, job["device"], part)
-    if missing or not trained:
-        atomic_write_text(done, json.dumps({"config": key, "code_version": job["code_version"],
-                                            "result": result, "eval": evals,
-                                            "eval_version": EVAL_VERSION}, indent=1))
-    return {"result": result, "eval": evals,
-            "status": "trained" if not trained else "scored" if missing else "finished earlier"}
-
-
-def _worker_init(threads):
-    torch.set_num_threads(threads)
-
-
-def run_jobs(jobs, workers, threads):
-    """Yield (job, run_job(job)) as they finish; `workers` processes side by side, each with
-    `threads` torch threads. Every run is seeded and independent of the others, so the results
-    do not depend on how many run at once."""
-    if workers == 1 or len(jobs) < 2:
-        for job in jobs:
-            yield job, run_job(job)
-        return
-    ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pool state
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init,
-                             initargs=(threads or 1,)) as pool:
-        futures = {pool.submit(run_job, job): job for job in jobs}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
 
 
 def size_label(nonemb):
@@ -649,9 +462,12 @@ def _run_sweep(cfg, log, progress):
             log(f"[5/6] {what} {i}/{len(jobs)}: {fam} {label} V={v} seed={seed} lr={lr:g}: "
                 f"{res['status']}; {scores} ({time.perf_counter() - t_start:.0f} s elapsed)")
             done[j["key"]] = (j, res)
+            if res["status"] == "trained":
+                trained_here.add(j["key"])
         return done
 
-    runs, chosen = {}, {}
+    # the first seed's final run at the tuned lr is its tuning run, reused, but not from the cache
+    runs, chosen, trained_here = {}, {}, set()
     if tuning:
         runs.update(run_all([job(*c, cfg.seeds[0], lr, {"tune": (tune_shards[c[0], c[2]], "train")})
                              for c in combos for lr in lrs], "tuning run"))
@@ -679,234 +495,14 @@ def _run_sweep(cfg, log, progress):
             np.save(Path(runs[fam, label, v, cfg.seeds[0], chosen[fam, label, v]][0]["run_dir"])
                     / "train_counts.npy", counts)
 
-    run_rows = []
-    for (fam, label, v, seed, lr), (j, res) in runs.items():
-        p, ev, r = plans[fam, label, v], res["eval"], res["result"]
-        val, tune = ev.get("val", {}), ev.get("tune", {})
-        run_rows.append({
-            "tokenizer_type": fam, "model_size": label, **size_of[label], "vocab_size": v,
-            "n_vocab": p["n_vocab"], "seed": seed, "lr": lr, "lr_chosen": lr == chosen[fam, label, v],
-            "split": "+".join(s for s in ("tune", "val") if s in ev),
-            "bytes_per_token": round(p["val_bytes_per_token"], 4),
-            "context_bytes": round(p["context_bytes"], 1), "block_size": p["block_size"],
-            "steps": p["steps"], "train_bytes": round(p["planned_train_bytes"]),
-            "val_bytes": val.get("bytes", ""), "val_bpb": _r(val.get("bpb")),
-            "val_loss_per_token": _r(val.get("loss")),
-            "unigram_norm_loss": _r(val.get("unigram_norm_bpb")),
-            "tune_bytes": tune.get("bytes", ""), "tune_bpb": _r(tune.get("bpb")),
-            "non_emb_params": p["nonemb_params"], "emb_params": p["emb_params"],
-            "flops_per_token": p["flops_per_token"], "flops_per_byte": round(p["flops_per_byte"]),
-            "train_flops": p["train_flops"], "train_tokens_per_s": round(r["tokens_per_s"]),
-            "code_version": version, "git_describe": described, "run_dir": j["run_dir"]})
+    run_rows = results_rows(runs, plans, chosen, size_of, version, described)
     run_rows.sort(key=lambda r: (FAMILIES.index(r["tokenizer_type"]), labels.index(r["model_size"]),
                                  r["vocab_size"], r["seed"], r["lr"]))
-
-    rows = []
-    for fam, label, v in combos:
-        p, lr = plans[fam, label, v], chosen[fam, label, v]
-        final = [runs[fam, label, v, s, lr][1]["eval"]["val"] for s in cfg.seeds]
-        counts, seen_bytes = seen[fam, v]
-        bpbs = [e["bpb"] for e in final]
-        unis = [e["unigram_norm_bpb"] for e in final]
-        tps = statistics.mean(runs[fam, label, v, s, lr][1]["result"]["tokens_per_s"] for s in cfg.seeds)
-        rows.append({
-            "tokenizer_type": fam, "model_size": label, "vocab_size": v,
-            **{k: p[k] for k in ("n_vocab", "block_size", "steps", "train_tokens")},
-            "lr": lr, "tune_bpb_by_lr": " ".join(
-                f"{x:g}:{runs[fam, label, v, cfg.seeds[0], x][1]['eval']['tune']['bpb']:.4f}"
-                for x in lrs) if tuning else "",
-            "train_bytes": seen_bytes, "context_bytes": round(p["context_bytes"], 1),
-            "val_bytes": final[0]["bytes"], "val_documents": len(final[0]["doc_bytes"]),
-            "val_bytes_per_token": round(p["val_bytes_per_token"], 4),
-            "emb_params": p["emb_params"], "nonemb_params": p["nonemb_params"],
-            "flops_per_token": p["flops_per_token"], "flops_per_byte": round(p["flops_per_byte"]),
-            "train_flops": p["train_flops"],
-            "train_tokens_per_s": round(tps), "train_bytes_per_s": round(tps * p["train_bytes_per_token"]),
-            "val_bpb_mean": round(statistics.mean(bpbs), 4),
-            "val_bpb_sd": round(statistics.stdev(bpbs), 4) if len(bpbs) > 1 else 0.0,
-            "n_seeds": len(bpbs),
-            "unigram_norm_mean": round(statistics.mean(unis), 4),
-            "unigram_norm_sd": round(statistics.stdev(unis), 4) if len(unis) > 1 else 0.0,
-            "val_loss_per_token": round(statistics.mean(e["loss"] for e in final), 4),
-            "rare_vocab_frac": round(float((counts[:v] < RARE).mean()), 4),
-            "unseen_ids": int((counts[:v] == 0).sum()),
-            "code_version": version,
-        })
-    # within each line (family, size): each V against the best V, on the same documents, nats
-    # averaged over the same seeds
-    for fam in cfg.tokenizer_types:
-        for label in labels:
-            line = [r for r in rows if r["tokenizer_type"] == fam and r["model_size"] == label]
-            if not line:
-                continue
-            nats = {r["vocab_size"]: np.mean([runs[fam, label, r["vocab_size"], s, r["lr"]][1]
-                                              ["eval"]["val"]["doc_nats"] for s in cfg.seeds], axis=0)
-                    for r in line}
-            doc_bytes = runs[fam, label, line[0]["vocab_size"], cfg.seeds[0], line[0]["lr"]][1][
-                "eval"]["val"]["doc_bytes"]
-            best = min(line, key=lambda r: r["val_bpb_mean"])["vocab_size"]
-            for r in line:
-                diff, lo, hi = paired_bootstrap(nats[r["vocab_size"]], nats[best], doc_bytes)
-                r.update(best_v=best, bpb_minus_best=round(diff, 4), ci95_lo=round(lo, 4),
-                         ci95_hi=round(hi, 4))
-    write_results(out, rows, run_rows, cfg, labels, sizes, time.perf_counter() - t_start)
+    rows = summary_rows(cfg, runs, plans, chosen, seen, labels, lrs, version)
+    reused = sum(key not in trained_here for key in runs)
+    write_results(out, rows, run_rows, cfg, labels, sizes, time.perf_counter() - t_start, reused)
     log(f"done in {time.perf_counter() - t_start:.0f} s: {out / 'results.md'}")
     return rows
-
-
-def _r(x, digits=6):
-    return "" if x is None else round(x, digits)
-
-
-# ---------------------------------------------------------------------------------- the report
-
-def _write_csv(path, rows):
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
-
-def growth_verdict(best_by_size):
-    """One plain sentence: does the best V grow with model size? best_by_size: [(label, best V,
-    {V not distinguishable from it})] ordered by non-embedding parameters."""
-    if len(best_by_size) < 2:
-        return "one model size only: this run says nothing about how the best V moves with size"
-    bests = [b for _, b, _ in best_by_size]
-    listing = ", ".join(f"{label}: V={b}" for label, b, _ in best_by_size)
-    if all(a < b for a, b in zip(bests, bests[1:])):
-        overlap = any(a & b for (_, _, a), (_, _, b) in zip(best_by_size, best_by_size[1:]))
-        return (f"the best V grows with model size in this run ({listing})"
-                + ("; but neighbouring sizes share Vs that their intervals do not separate from "
-                   "the best, so the run does not establish it" if overlap else ""))
-    return f"the best V does NOT grow with model size in this run ({listing})"
-
-
-def write_results(out, rows, run_rows, cfg, labels, sizes, seconds):
-    _write_csv(out / "results.csv", run_rows)
-    _write_csv(out / "summary.csv", rows)
-    tuning = len(cfg.lr_grid) > 1
-    header = ["tokenizer", "size", "V", "bytes/token (val)", "context (tokens / bytes)", "steps",
-              "lr" + (" (tuned)" if tuning else ""), "emb params", "non-emb params", "FLOPs/byte",
-              "train bytes", "val bpb", "minus best V [95% CI]", "unigram-norm bits/byte",
-              f"vocab seen <{RARE}x"]
-    table = [[r["tokenizer_type"], r["model_size"], r["vocab_size"],
-              f"{r['val_bytes_per_token']:.3f}", f"{r['block_size']} / {r['context_bytes']:.0f}",
-              r["steps"], f"{r['lr']:g}", f"{r['emb_params']:,}", f"{r['nonemb_params']:,}",
-              f"{r['flops_per_byte']:,}", f"{r['train_bytes']:,}", _bpb(r), _vs_best(r),
-              _mean_sd(r["unigram_norm_mean"], r["unigram_norm_sd"], r["n_seeds"]),
-              f"{r['rare_vocab_frac']:.1%}"] for r in rows]
-    budget = (f"{cfg.train_bytes:,} training bytes" if cfg.budget == "bytes"
-              else f"{cfg.train_flops:.3g} training FLOPs")
-    blocks = [r["block_size"] for r in rows]
-    if cfg.context_unit == "bytes":
-        held = (f"context_unit = \"bytes\": every V sees windows of about {cfg.context} bytes "
-                f"({min(blocks)}-{max(blocks)} tokens) and "
-                + (f"trains the same {rows[0]['steps']} steps of the same bytes per step"
-                   if cfg.budget == "bytes" else "the same FLOPs"))
-    else:
-        held = (f"context_unit = \"tokens\": every V sees {cfg.context}-token windows, so a larger V "
-                f"sees more bytes of context per window and fewer steps of the same bytes budget")
-    shapes = "; ".join(f"{label} = {s['n_layer']} layers x {s['n_head']} heads x {s['n_embd']} wide"
-                       for label, s in zip(labels, sizes))
-    if tuning:
-        lr_note = (f"Learning rate: for each (tokenizer, size, V) the first seed ({cfg.seeds[0]}) "
-                   f"trained at every lr of {cfg.lr_grid}, and the lr with the lowest bpb on the "
-                   f"tuning text (documents of their own, disjoint from the tokenizer's, the "
-                   f"models' and val text; val is never read to choose) is the one in the table; "
-                   f"that run is also the first seed's final run, the other seeds train at its lr. "
-                   f"Tuning bpb per lr: summary.csv, tune_bpb_by_lr.")
-        edges = sum(r["lr"] in (min(cfg.lr_grid), max(cfg.lr_grid)) for r in rows)
-        if edges:  # the optimum may lie outside the grid: say so rather than hide it
-            lr_note += (f" {edges} of {len(rows)} rows chose an end of the grid, where a wider "
-                        f"grid might find a better lr.")
-    else:
-        lr_note = f"Learning rate: {rows[0]['lr']:g} for every run (no lr_grid: not tuned)."
-    lines = []
-    for fam in cfg.tokenizer_types:
-        best_by_size = []
-        for label in labels:
-            line = [r for r in rows if r["tokenizer_type"] == fam and r["model_size"] == label]
-            if not line:
-                continue
-            best = next(r for r in line if r["vocab_size"] == r["best_v"])
-            tied = {r["vocab_size"] for r in line if r["ci95_lo"] <= 0 <= r["ci95_hi"]}
-            best_by_size.append((label, best["vocab_size"], tied))
-            others = sorted(tied - {best["vocab_size"]})
-            lines.append(f"- {fam}, {label}: best V={best['vocab_size']} ({_bpb(best)} bpb)"
-                         + (f"; not distinguishable from V={', '.join(map(str, others))}" if others
-                            else "; every other V is worse beyond its 95% interval"))
-        lines.append(f"- {fam}: {growth_verdict(best_by_size)}.")
-    md = (f"# Vocabulary sweep\n\nSource {', '.join(map(str, cfg.source))}; tokenizers "
-          f"{', '.join(cfg.tokenizer_types)}, one trained per family at the largest V and truncated; "
-          f"model sizes by non-embedding parameters: {shapes}. Held equal within a size: the "
-          f"non-embedding parameters, {budget} per model, and {held}; seeds {cfg.seeds}. Every "
-          f"model is scored on the same {rows[0]['val_bytes']:,} bytes of validation text (the same "
-          f"for every tokenizer, size, V and seed), every byte once (windows overlapping by half a "
-          f"context, each byte predicted with at least half a context before it); val bpb is mean "
-          f"± sd over seeds. \"minus best V\": each V's bpb minus the best V's of the same "
-          f"tokenizer and size, with a 95% paired bootstrap interval over the "
-          f"{rows[0]['val_documents']} val documents (same documents, nats averaged over the same "
-          f"seeds); \"not distinguishable\" when it contains 0. Unigram-norm: Tao et al.'s "
-          f"unigram-normalised loss, the sum over val tokens of (loss + ln p_unigram(token)), "
-          f"p_unigram counted over the val tokens, in bits per byte of the same val text; lower is "
-          f"better, below 0 beats the unigram model. {lr_note} Code version "
-          f"{rows[0]['code_version']}. Wall time {seconds:.0f} s.\n\n"
-          + markdown_table(header, table)
-          + "\nBest V per line (lowest mean val bpb):\n\n" + "\n".join(lines) + "\n\n"
-          "Compare bits per byte, not loss per token: a larger vocabulary predicts fewer, harder "
-          "tokens.\n")
-    atomic_write_text(out / "results.md", md)
-    print(text_table(header, table))
-
-    def series(y, err=None):
-        return {_line_name(cfg, fam, label): (
-                    [r["vocab_size"] for r in line], [r[y] for r in line],
-                    [r[err] for r in line] if err and any(r[err] for r in line) else None)
-                for fam in cfg.tokenizer_types for label in labels
-                for line in [[r for r in rows if r["tokenizer_type"] == fam and r["model_size"] == label]]
-                if line}
-
-    note = f"{budget} per model; {len(cfg.seeds)} seed(s)" + (", bars = sd" if len(cfg.seeds) > 1 else "")
-    best = {_line_name(cfg, r["tokenizer_type"], r["model_size"]): r["best_v"] for r in rows}
-    line_plot(out / "bpb_vs_vocab.png", series("val_bpb_mean", "val_bpb_sd"),
-              xlabel="vocabulary size V (log2 scale)", ylabel="validation loss (bits per byte)",
-              title="Model quality vs vocabulary size (star: best V)", log2_x=True, note=note,
-              mark=best)
-    by_family = {fam: ([r["vocab_size"] for r in rows if r["tokenizer_type"] == fam and r["model_size"] == labels[0]],
-                       [r["val_bytes_per_token"] for r in rows if r["tokenizer_type"] == fam and r["model_size"] == labels[0]],
-                       None) for fam in cfg.tokenizer_types}
-    line_plot(out / "bytes_per_token_vs_vocab.png", {f"{k} (val text)": v for k, v in by_family.items() if v[0]},
-              xlabel="vocabulary size V (log2 scale)", ylabel="UTF-8 bytes per token",
-              title="Compression vs vocabulary size", log2_x=True)
-    flops = {name: ([r["train_flops"] for r in rows if _line_name(cfg, r["tokenizer_type"], r["model_size"]) == name],
-                    ys, err) for name, (_, ys, err) in series("val_bpb_mean", "val_bpb_sd").items()}
-    line_plot(out / "bpb_vs_flops.png", flops,
-              xlabel="training compute (FLOPs, log scale)",
-              ylabel="validation loss (bits per byte)", title="Model quality vs training compute",
-              log_x=True, point_labels=[f"V={r['vocab_size']}" for r in rows
-                                        if _line_name(cfg, r["tokenizer_type"], r["model_size"]) == next(iter(flops))],
-              note=note)
-
-
-def _line_name(cfg, fam, label):
-    return f"{fam} {label}" if len(cfg.tokenizer_types) > 1 else label
-
-
-def _vs_best(r):
-    if r["vocab_size"] == r["best_v"]:
-        return "best"
-    ci = f"{r['bpb_minus_best']:+.4f} [{r['ci95_lo']:+.4f}, {r['ci95_hi']:+.4f}]"
-    return ci + (" not distinguishable" if r["ci95_lo"] <= 0 <= r["ci95_hi"] else "")
-
-
-def _mean_sd(mean, sd, n):
-    return f"{mean:.4f}" + (f" ± {sd:.4f}" if n > 1 else "")
-
-
-def _bpb(r):
-    return _mean_sd(r["val_bpb_mean"], r["val_bpb_sd"], r["n_seeds"])
 
 
 # ---------------------------------------------------------------------------------- command line

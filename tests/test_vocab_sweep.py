@@ -174,6 +174,9 @@ def test_rerun_reuses_tokenizer_shards_and_runs(sweep):
     assert [r["val_bpb_mean"] for r in rows] == [r["val_bpb_mean"] for r in sweep["rows"]]
     assert json.loads((run / "result.json").read_text())["eval"] == saved["eval"]
     assert (run / "ckpt.pt").stat().st_mtime_ns == ckpt_mtime
+    # the rerun's wall time is its own, and results.md says the runs came from the cache
+    md = (sweep["out"] / "results.md").read_text()
+    assert f"(this invocation; {2 * len(VOCABS)} of {2 * len(VOCABS)} runs reused from cache" in md
 
 
 def test_a_new_code_version_retrains_the_run(sweep, monkeypatch):
@@ -191,6 +194,8 @@ def test_a_new_code_version_retrains_the_run(sweep, monkeypatch):
     assert len(retrained) == 1 and "V=400 seed=1 " in retrained[0]
     assert [r["val_bpb_mean"] for r in rows] == [r["val_bpb_mean"] for r in sweep["rows"]]
     assert json.loads((run / "result.json").read_text())["code_version"] == vs.code_version()
+    reused = 2 * len(VOCABS) - 1
+    assert f"{reused} of {2 * len(VOCABS)} runs reused from cache" in (sweep["out"] / "results.md").read_text()
 
 
 def test_split_is_three_disjoint_parts_and_order_free():
@@ -431,6 +436,7 @@ def test_results_csv_has_one_row_per_run_with_the_columns(tuned):
     md = (tuned["out"] / "results.md").read_text()
     assert "context_unit = \"bytes\"" in md and "seeds [1, 2]" in md
     assert "grow with model size in this run" in md
+    assert "reused from cache" not in md  # a fresh sweep: final runs that were tuning runs are not from cache
 
 
 def test_val_bytes_identical_across_families_sizes_vocabularies_and_seeds(tuned):
