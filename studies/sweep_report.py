@@ -10,7 +10,7 @@ import statistics
 
 import numpy as np
 
-from studies.common import atomic_write_text, line_plot, markdown_table, text_table
+from studies.common import atomic_write_text, line_plot, markdown_table, mean_sd, text_table
 from studies.sweep_scoring import RARE, paired_bootstrap
 
 
@@ -76,11 +76,10 @@ def summary_rows(cfg, runs, plans, chosen, seen, labels, lrs, version):
             "flops_per_token": p["flops_per_token"], "flops_per_byte": round(p["flops_per_byte"]),
             "train_flops": p["train_flops"],
             "train_tokens_per_s": round(tps), "train_bytes_per_s": round(tps * p["train_bytes_per_token"]),
-            "val_bpb_mean": round(statistics.mean(bpbs), 4),
-            "val_bpb_sd": round(statistics.stdev(bpbs), 4) if len(bpbs) > 1 else 0.0,
+            "val_bpb_mean": round(mean_sd(bpbs)[0], 4), "val_bpb_sd": round(mean_sd(bpbs)[1], 4),
             "n_seeds": len(bpbs),
-            "unigram_norm_mean": round(statistics.mean(unis), 4),
-            "unigram_norm_sd": round(statistics.stdev(unis), 4) if len(unis) > 1 else 0.0,
+            "unigram_norm_mean": round(mean_sd(unis)[0], 4),
+            "unigram_norm_sd": round(mean_sd(unis)[1], 4),
             "val_loss_per_token": round(statistics.mean(e["loss"] for e in final), 4),
             "rare_vocab_frac": round(float((counts[:v] < RARE).mean()), 4),
             "unseen_ids": int((counts[:v] == 0).sum()),

@@ -467,7 +467,6 @@ def test_context_in_bytes_holds_for_both_families(tuned):
 
 
 def test_lr_is_chosen_on_the_tuning_documents_never_on_val(tuned):
-    from data.shards import read_manifest, read_shard
 
     cfg = tuned["cfg"]
     parts, _ = split_documents(tuned["docs"], cfg.val_fraction, cfg.tokenizer_fraction, cfg.tune_fraction)
