@@ -56,9 +56,14 @@ def study_main(argv, cls, run_study, results_markdown, prog, description, *, par
                 parser.error(f"unexpected argument {item!r}")
     path = args.pop("config")
     load = load or (lambda path, overrides: load_study_config(cls, path, overrides))
-    try:
-        summary = run_study(load(path, {**args, **parse_overrides(rest)}))
+    try:  # a config that cannot load is a usage error (2), like an unknown argparse option
+        cfg = load(path, {**args, **parse_overrides(rest)})
     except (FileNotFoundError, ValueError) as e:  # StudyError and train_gpt's ConfigError included
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        summary = run_study(cfg)
+    except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if results_markdown is not None:

@@ -552,3 +552,15 @@ def test_model_sizes_and_lr_grid_config_errors():
     cfg = load_sweep_config(None, {"model_sizes": [{"n_layer": 2, "n_head": 4, "n_embd": 64}],
                                    "lr_grid": "1e-3,3e-3"})
     assert cfg.model_sizes == [{"n_layer": 2, "n_head": 4, "n_embd": 64}] and cfg.lr_grid == [1e-3, 3e-3]
+
+
+def test_a_bad_key_or_config_file_is_a_usage_error(tmp_path, capsys):
+    """Exit status 2 with one line naming the problem, as argparse does for an unknown option;
+    nothing is created."""
+    from studies.vocab_sweep import main
+
+    assert main([f"--out_dir={tmp_path / 'o'}", "--bogus=1"]) == 2
+    assert "unknown key 'bogus'" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing.toml")]) == 2
+    assert "missing.toml" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
