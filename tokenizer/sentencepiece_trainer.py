@@ -140,7 +140,12 @@ def _count_batch(rule, text, parts, lead):
         # the ▁ would: "\n▁" -> "▁" spares a cut at the end for most parts that span a line
         split = text.replace("\n" + SPACE, SPACE).split(SPACE)
         lead.update(split[0].split("\n"))
-        parts.update(itertools.islice(split, 1, None))
+        # most parts are empty (a ▁ before a ▁: indentation, in code); counting them in one
+        # list.count leaves the Counter the non-empty ones only
+        empty = split.count("") - (split[0] == "")
+        if empty:
+            parts[""] += empty
+        parts.update(filter(None, itertools.islice(split, 1, None)))
 
 
 def _count_stream(rule, batches):
