@@ -15,7 +15,9 @@ Speed rests on trainer.py's two ideas: count unique words (in worker processes),
 recount (per-merge pair-count updates, a lazy heap). The merge step itself is different: words
 cut only at spaces are many and long (on 20 MB of Python source, 292k unique words of 17
 characters on average, against ~90k short GPT-4 chunks), so instead of a Python loop per
-occurrence, each merge updates all its occurrences at once in numpy arrays (see bpe_merges).
+occurrence, each merge updates all its occurrences at once in numpy arrays (see bpe_merges);
+only a merge with few occurrences, where numpy's cost per call outweighs the work, walks
+them one by one.
 """
 import functools
 import gc
@@ -200,7 +202,8 @@ def bpe_merges(word_counts, n_merges, valid, joins=None, verbose=False, progress
     slot between words; each slot knows its symbol id, its word's count and, as a doubly
     linked list, its live neighbours. A merge of (a, b) at slot i takes the b slot out of
     the list and writes the new id at i. Pair counts are kept up to date per merge from
-    the neighbours of the merged occurrences only, all of them at once (numpy), and each
+    the neighbours of the merged occurrences only, all of them at once (numpy; a pair with
+    few places, one place at a time in Python, see _merge_few), and each
     pair keeps the slots where it was born: a merge only looks there (and drops the ones
     another merge took). The best pair comes from a heap with lazy invalidation: a merge
     only lowers the counts of existing pairs (new pairs hold the new, unique piece), so each
@@ -430,9 +433,9 @@ def _merge(key, x, K, slots, layout, mark, counts, where):
     return keys, totals
 
 
-# Below this many places a merge walks them one by one in Python: each numpy call costs
-# about a microsecond whatever its size, and a merge takes ~50 of them, while most merges
-# (at 16384 pieces, on code) touch fewer than a hundred places.
+# Up to this many places a merge walks them one by one in Python: a numpy call costs about
+# a microsecond whatever its size and a merge makes ~50 of them, while a place costs ~1.5
+# microseconds in Python (break-even near 32 places; over a third of the merges at 16384 pieces)
 _FEW = 32
 
 
@@ -443,8 +446,9 @@ def _merge_few(key, x, K, slots, layout, counts, where):
     Occurrences are taken left to right, so a merge sees the ones before it already done:
     in "aaa" the second (a, a) has lost its a; in "abab" -> x x the second occurrence finds
     x before it, so the pair (x, a) that the first one created is taken back and (x, x)
-    created instead. Pairs that hold x are new, so they are summed in `new` (net count,
-    their places) and handed back; the others are lowered in `counts` directly.
+    created instead. Pairs that hold x are new, so they are summed apart (net count, their
+    places) and handed back; the others are lowered in `counts` directly. The places kept
+    are Python lists, never longer than `slots`, so they come back here, not to numpy.
     """
     tok, prv, nxt, weight = layout[4]
     a, b = divmod(key, K)
