@@ -536,10 +536,16 @@ def reference_merges(word_counts, n_merges, valid):
     return merged
 
 
+# a merge with at most _FEW places runs in Python, the others in numpy: test each path alone
+BOTH_MERGE_PATHS = pytest.mark.parametrize("few", [0, 10**9], ids=["numpy", "python"])
+
+
+@BOTH_MERGE_PATHS
 @pytest.mark.parametrize("seed", range(40))
-def test_merges_equal_the_slow_reference(seed):
+def test_merges_equal_the_slow_reference(seed, few, monkeypatch):
     """Small alphabets make runs that overlap ("aaaa") and merged occurrences that touch
     ("abab" -> x x), which the fast trainer handles in a separate path."""
+    monkeypatch.setattr(sentencepiece_trainer, "_FEW", few)
     r = random.Random(seed)
     alphabet = r.choice(["ab", "aab", "abc", "ab▁", "aabbc▁▁"])
     words = Counter("".join(r.choice(alphabet) for _ in range(r.randint(1, 12)))
@@ -551,7 +557,9 @@ def test_merges_equal_the_slow_reference(seed):
     assert bpe_merges(words, len(expected), valid) == expected
 
 
-def test_merges_on_real_text_equal_the_slow_reference():
+@BOTH_MERGE_PATHS
+def test_merges_on_real_text_equal_the_slow_reference(few, monkeypatch):
+    monkeypatch.setattr(sentencepiece_trainer, "_FEW", few)
     words = count_words(SentencePieceTokenizer().training_sentences(stdlib_slice()[:8000]))
     valid = piece_validator(split_by_whitespace=True, max_piece_length=16,
                             allow_whitespace_only_pieces=False)

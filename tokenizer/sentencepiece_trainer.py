@@ -15,7 +15,9 @@ Speed rests on trainer.py's two ideas: count unique words (in worker processes),
 recount (per-merge pair-count updates, a lazy heap). The merge step itself is different: words
 cut only at spaces are many and long (on 20 MB of Python source, 292k unique words of 17
 characters on average, against ~90k short GPT-4 chunks), so instead of a Python loop per
-occurrence, each merge updates all its occurrences at once in numpy arrays (see bpe_merges).
+occurrence, each merge updates all its occurrences at once in numpy arrays (see bpe_merges);
+only a merge with few occurrences, where numpy's cost per call outweighs the work, walks
+them one by one.
 """
 import functools
 import gc
@@ -92,7 +94,7 @@ def count_words(sentences, *, split_by_whitespace=True, allow_whitespace_only_pi
         parts, lead = _count_stream(rule, batches)
     if bar is not None:
         bar.close()
-    words = {SPACE + part: n for part, n in parts.items()}
+    words = dict(zip(map(SPACE.__add__, parts), parts.values()))
     for part in [part for part in parts if "\n" in part]:
         n = words.pop(SPACE + part)
         head, *rest = part.split("\n")
@@ -136,9 +138,16 @@ def _count_batch(rule, text, parts, lead):
     elif rule == "runs":
         lead.update(_RUNS.findall(text))
     else:
-        split = text.split(SPACE)
+        # a sentence that starts with ▁ (the dummy prefix) ends the part before it, as
+        # the ▁ would: "\n▁" -> "▁" spares a cut at the end for most parts that span a line
+        split = text.replace("\n" + SPACE, SPACE).split(SPACE)
         lead.update(split[0].split("\n"))
-        parts.update(itertools.islice(split, 1, None))
+        # most parts are empty (a ▁ before a ▁: indentation, in code); counting them in one
+        # list.count leaves the Counter the non-empty ones only
+        empty = split.count("") - (split[0] == "")
+        if empty:
+            parts[""] += empty
+        parts.update(filter(None, itertools.islice(split, 1, None)))
 
 
 def _count_stream(rule, batches):
@@ -193,7 +202,8 @@ def bpe_merges(word_counts, n_merges, valid, joins=None, verbose=False, progress
     slot between words; each slot knows its symbol id, its word's count and, as a doubly
     linked list, its live neighbours. A merge of (a, b) at slot i takes the b slot out of
     the list and writes the new id at i. Pair counts are kept up to date per merge from
-    the neighbours of the merged occurrences only, all of them at once (numpy), and each
+    the neighbours of the merged occurrences only, all of them at once (numpy; a pair with
+    few places, one place at a time in Python, see _merge_few), and each
     pair keeps the slots where it was born: a merge only looks there (and drops the ones
     another merge took). The best pair comes from a heap with lazy invalidation: a merge
     only lowers the counts of existing pairs (new pairs hold the new, unique piece), so each
@@ -203,6 +213,8 @@ def bpe_merges(word_counts, n_merges, valid, joins=None, verbose=False, progress
     words = list(word_counts)
     alphabet, layout = _lay_out(words, list(word_counts.values()), joins)
     tok, prv, nxt, weight = layout
+    # the same arrays seen element by element, for merges with few places (_merge_few)
+    layout += (tuple(memoryview(array) for array in layout),)
     pieces = list(alphabet)  # id -> piece string
     K = len(pieces) + n_merges + 1  # a pair (l, r) is the int l * K + r
     counts, where = _initial_pairs(tok, weight, len(pieces), K)
@@ -311,16 +323,28 @@ def _initial_pairs(tok, weight, n_chars, K):
     """({pair: count}, {pair: (slots, start, end)}) for every adjacent pair of characters:
     the slots of each occurrence's first character are slots[start:end]."""
     left = np.flatnonzero((tok[:-1] >= 0) & (tok[1:] >= 0))
-    # dense codes: with up to 256 characters they fit 16 bits, which numpy radix-sorts
-    codes = tok[left].astype(np.int64) * n_chars + tok[left + 1]
-    order = np.argsort(codes.astype(np.uint16) if n_chars <= 256 else codes, kind="stable")
-    codes, left = codes[order], left[order]
-    if not len(codes):
+    if not len(left):
         return {}, {}
+    # slots as 32-bit ints where they fit, as in _lay_out: the gathers below move half the bytes
+    left = left.astype(np.int32 if len(tok) < 2**31 else np.int64)
+    codes = tok[left].astype(np.int64) * n_chars + tok[left + 1]
+    dense = n_chars <= 256
+    if dense:
+        # codes fit 16 bits, which numpy radix-sorts; and a count per code is a small array,
+        # summed in slot order (a sequential read of weight, not a gather after the sort;
+        # float sums are exact below 2**53)
+        sums = np.bincount(codes, weights=weight[left])
+        codes = codes.astype(np.uint16)
+    order = np.argsort(codes, kind="stable")
+    codes, left = codes[order], left[order]
     starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
-    totals = np.add.reduceat(weight[left], starts).tolist()
-    bounds = starts.tolist() + [len(codes)]
-    first, second = np.divmod(codes[starts], n_chars)
+    codes = codes[starts].astype(np.int64)
+    if dense:
+        totals = sums[codes].astype(np.int64).tolist()
+    else:
+        totals = np.add.reduceat(weight[left], starts).tolist()
+    bounds = starts.tolist() + [len(order)]
+    first, second = np.divmod(codes, n_chars)
     keys = (first * K + second).tolist()
     where = dict(zip(keys, zip(itertools.repeat(left), bounds, bounds[1:])))
     return dict(zip(keys, totals)), where
@@ -338,7 +362,9 @@ def _merge(key, x, K, slots, layout, mark, counts, where):
     broken once and (x, x) is created once; as the string-based trainer did, (x, a) is then
     reported too, with count 0 if it has none.
     """
-    tok, prv, nxt, weight = layout
+    if len(slots) <= _FEW:
+        return _merge_few(key, x, K, slots, layout, counts, where)
+    tok, prv, nxt, weight = layout[:4]
     a, b = divmod(key, K)
     slots = slots[(tok[slots] == a) & (tok[nxt[slots]] == b)]  # drop the ones merged away
     if a == b:  # "aaa": left to right, an occurrence overlapping the one before is not merged
@@ -404,6 +430,74 @@ def _merge(key, x, K, slots, layout, mark, counts, where):
             counts[x * K + a] = 0
     counts.update(zip(keys, totals))
     where.update(zip(keys, zip(itertools.repeat(places), bounds, bounds[1:])))
+    return keys, totals
+
+
+# Up to this many places a merge walks them one by one in Python: a numpy call costs about
+# a microsecond whatever its size and a merge makes ~50 of them, while a place costs ~1.5
+# microseconds in Python (break-even near 32 places; over a third of the merges at 16384 pieces)
+_FEW = 32
+
+
+def _merge_few(key, x, K, slots, layout, counts, where):
+    """_merge for a pair with few places: the same result, one occurrence at a time through
+    memoryviews of the arrays (plain Python ints, no numpy call per element).
+
+    Occurrences are taken left to right, so a merge sees the ones before it already done:
+    in "aaa" the second (a, a) has lost its a; in "abab" -> x x the second occurrence finds
+    x before it, so the pair (x, a) that the first one created is taken back and (x, x)
+    created instead. Pairs that hold x are new, so they are summed apart (net count, their
+    places) and handed back; the others are lowered in `counts` directly. The places kept
+    are Python lists, never longer than `slots`, so they come back here, not to numpy.
+    """
+    tok, prv, nxt, weight = layout[4]
+    a, b = divmod(key, K)
+    total, places = {}, {}  # per pair created: its net count, the slots of its left symbol
+    for i in sorted(slots.tolist() if isinstance(slots, np.ndarray) else slots):
+        if tok[i] != a:
+            continue
+        j = nxt[i]
+        if tok[j] != b:
+            continue
+        c = weight[i]
+        before, after = prv[i], nxt[j]
+        t = tok[before]
+        if t == x:  # touches the occurrence just merged: (x, a) becomes (x, x)
+            total[x * K + a] -= c
+            k = x * K + x
+        elif t >= 0:
+            counts[t * K + a] -= c
+            k = t * K + x
+        else:
+            k = -1
+        if k >= 0:
+            if k in total:
+                total[k] += c
+                places[k].append(before)
+            else:
+                total[k] = c
+                places[k] = [before]
+        t = tok[after]
+        if t >= 0:
+            counts[b * K + t] -= c
+            k = x * K + t
+            if k in total:
+                total[k] += c
+                places[k].append(i)
+            else:
+                total[k] = c
+                places[k] = [i]
+        tok[i] = x
+        tok[j] = -1
+        nxt[i] = after
+        prv[after] = i
+    keys, totals = [], []
+    for k, n in total.items():
+        if n:
+            keys.append(k)
+            totals.append(n)
+            where[k] = (places[k], 0, len(places[k]))
+        counts[k] = n  # (x, a) taken back everywhere stays, at 0, as in _merge
     return keys, totals
 
 
